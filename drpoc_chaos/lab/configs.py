@@ -1,0 +1,205 @@
+"""Configuration files of the lab's daemons, as text. Pure functions: the lifecycle writes them and bind-mounts them
+over /etc inside each host's own mount namespace, so the machine's own /etc is never changed."""
+from __future__ import annotations
+
+from .topology import (CONNECTION, GATEWAYS, LOGIN_UID, LOGIN_USER, NOSUDO_UID, NOSUDO_USER, HOSTS, ReplicaKnobs)
+
+
+def ipsec_conf(site: str) -> str:
+    g = GATEWAYS[site]
+    return f"""# drpoc lab: {g['host']} ({site} side of the seed's site-to-site VPN)
+config setup
+    charondebug="ike 1, knl 1, cfg 0"
+    uniqueids=yes
+
+conn {CONNECTION}
+    keyexchange=ikev2
+    authby=psk
+    left={g['wan_ip']}
+    leftid={g['wan_ip']}
+    leftsubnet={g['local']}
+    right={g['peer_ip']}
+    rightid={g['peer_ip']}
+    rightsubnet={g['remote']}
+    ike=aes256-sha256-modp2048!
+    esp=aes256-sha256!
+    forceencaps=yes
+    dpddelay=10s
+    dpdaction=restart
+    auto={g['auto']}
+"""
+
+
+def ipsec_secrets(site: str, psk: str) -> str:
+    g = GATEWAYS[site]
+    return f'{g["wan_ip"]} {g["peer_ip"]} : PSK "{psk}"\n'
+
+
+def strongswan_conf(libipsec: bool) -> str:
+    # Debian's snippets come first; our settings after them win. kernel-libipsec does ESP in user space over a TUN
+    # device when the kernel has no ESP (LAB.md); Debian ships it with load = no.
+    return f"""# drpoc lab strongswan.conf
+charon {{
+    load_modular = yes
+    retransmit_timeout = 2.0
+    retransmit_tries = 3
+    retransmit_base = 1.4
+    install_virtual_ip = no
+    plugins {{
+        include strongswan.d/charon/*.conf
+        kernel-libipsec {{
+            load = {'yes' if libipsec else 'no'}
+        }}
+    }}
+}}
+swanctl {{
+    load = pem pkcs1 x509 revocation constraints pubkey openssl random
+}}
+include strongswan.d/*.conf
+"""
+
+
+def mariadb_cnf(host: str, datadir: str, server_id: int, role: str, knobs: ReplicaKnobs) -> str:
+    replica = ""
+    if role == "replica":
+        replica = f"""relay_log = relay-bin
+slave_net_timeout = {knobs.net_timeout}
+read_only = 1
+"""
+    return f"""# drpoc lab: MariaDB {role} on {host}
+[client-server]
+socket = /run/mysqld/mysqld.sock
+port = 3306
+
+[mysqld]
+user = mysql
+datadir = {datadir}
+pid-file = /run/mysqld/mysqld.pid
+log_error = {datadir}/error.log
+bind-address = 0.0.0.0
+skip-name-resolve
+server_id = {server_id}
+log_bin = mysql-bin
+binlog_format = ROW
+log_slave_updates = 1
+gtid_strict_mode = 1
+innodb_buffer_pool_size = 32M
+innodb_log_file_size = 16M
+performance_schema = OFF
+max_connections = 200
+{replica}"""
+
+
+def sshd_config(host_key: str, authorized_keys: str) -> str:
+    return f"""# drpoc lab sshd: key authentication only, its own host key
+Port 22
+ListenAddress 0.0.0.0
+HostKey {host_key}
+PidFile /run/sshd.pid
+AuthorizedKeysFile {authorized_keys}
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+UsePAM no
+StrictModes no
+PrintMotd no
+MaxSessions 50
+MaxStartups 50:30:100
+Subsystem sftp internal-sftp
+"""
+
+
+def hosts_file(host: str) -> str:
+    from .topology import SOURCE_IP, REPLICA_IP
+    return f"""127.0.0.1\tlocalhost
+127.0.1.1\t{host}
+{SOURCE_IP}\taws-db
+{REPLICA_IP}\tonprem-db
+"""
+
+
+def user_database(passwd: str, group: str, home: str) -> tuple[str, str, str]:
+    """The machine's passwd/group plus the lab's two login users, and a shadow with no usable password at all
+    (the lab's sshd takes keys only). Bind-mounted inside the lab hosts; the machine's files stay untouched."""
+    keep_p = [l for l in passwd.splitlines() if l and l.split(":")[0] not in (LOGIN_USER, NOSUDO_USER)]
+    keep_g = [l for l in group.splitlines() if l and l.split(":")[0] not in (LOGIN_USER, NOSUDO_USER)]
+    keep_p += [f"{LOGIN_USER}:x:{LOGIN_UID}:{LOGIN_UID}:drpoc lab operator:{home}/{LOGIN_USER}:/bin/bash",
+               f"{NOSUDO_USER}:x:{NOSUDO_UID}:{NOSUDO_UID}:drpoc lab user without sudo:{home}/{NOSUDO_USER}:/bin/bash"]
+    keep_g += [f"{LOGIN_USER}:x:{LOGIN_UID}:", f"{NOSUDO_USER}:x:{NOSUDO_UID}:"]
+    shadow = [f"{l.split(':')[0]}:*:19000:0:99999:7:::" for l in keep_p]
+    return "\n".join(keep_p) + "\n", "\n".join(keep_g) + "\n", "\n".join(shadow) + "\n"
+
+
+def sudoers() -> str:
+    return (f"# drpoc lab: the operator has passwordless sudo, the other user must type a password\n"
+            f"{LOGIN_USER} ALL=(ALL:ALL) NOPASSWD: ALL\n"
+            f"{NOSUDO_USER} ALL=(ALL:ALL) ALL\n")
+
+
+def wan_counters_nft() -> str:
+    """Counters on the WAN router: what crosses between the gateways. Replication must show up only as IKE (UDP 500)
+    and ESP-in-UDP (4500), never as TCP 3306."""
+    return """table inet drpoc_wan
+delete table inet drpoc_wan
+table inet drpoc_wan {
+    counter tcp_3306 { }
+    counter udp_500 { }
+    counter udp_4500 { }
+    counter other { }
+    chain forward {
+        type filter hook forward priority 0; policy accept;
+        tcp dport 3306 counter name "tcp_3306"
+        tcp sport 3306 counter name "tcp_3306"
+        udp dport 500 counter name "udp_500" accept
+        udp dport 4500 counter name "udp_4500" accept
+        counter name "other"
+    }
+}
+"""
+
+
+def replica_bootstrap_sql(source_ip: str, repl_password: str, knobs: ReplicaKnobs) -> str:
+    return f"""STOP SLAVE;
+CHANGE MASTER TO MASTER_HOST='{source_ip}', MASTER_PORT=3306, MASTER_USER='repl',
+  MASTER_PASSWORD='{repl_password}', MASTER_USE_GTID=slave_pos,
+  MASTER_CONNECT_RETRY={knobs.connect_retry}, MASTER_HEARTBEAT_PERIOD={knobs.heartbeat_period};
+SET GLOBAL slave_net_timeout={knobs.net_timeout};
+START SLAVE;
+"""
+
+
+def replica_knobs_sql(knobs: ReplicaKnobs) -> str:
+    """Apply (possibly changed) knobs to an existing replica without touching its position or credentials."""
+    return f"""STOP SLAVE;
+SET GLOBAL slave_net_timeout={knobs.net_timeout};
+CHANGE MASTER TO MASTER_CONNECT_RETRY={knobs.connect_retry}, MASTER_HEARTBEAT_PERIOD={knobs.heartbeat_period};
+START SLAVE;
+"""
+
+
+def source_bootstrap_sql(db_password: str, repl_password: str) -> str:
+    return f"""CREATE USER IF NOT EXISTS 'repl'@'%' IDENTIFIED BY '{repl_password}';
+GRANT REPLICATION SLAVE ON *.* TO 'repl'@'%';
+CREATE USER IF NOT EXISTS 'drpoc'@'%' IDENTIFIED BY '{db_password}';
+GRANT ALL PRIVILEGES ON *.* TO 'drpoc'@'%';
+CREATE DATABASE IF NOT EXISTS testdb;
+CREATE TABLE IF NOT EXISTS testdb.ping (
+  id INT AUTO_INCREMENT PRIMARY KEY,
+  msg VARCHAR(50),
+  created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP
+);
+CREATE DATABASE IF NOT EXISTS drpoc;
+CREATE TABLE IF NOT EXISTS drpoc.heartbeat (
+  ts VARCHAR(26) NOT NULL,
+  server_id INT UNSIGNED NOT NULL PRIMARY KEY,
+  file VARCHAR(255) DEFAULT NULL,
+  position BIGINT UNSIGNED DEFAULT NULL,
+  relay_master_log_file VARCHAR(255) DEFAULT NULL,
+  exec_master_log_pos BIGINT UNSIGNED DEFAULT NULL
+);
+"""
+
+
+def lab_hostnames() -> list[str]:
+    return [h.name for h in HOSTS]

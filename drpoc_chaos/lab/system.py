@@ -1,0 +1,133 @@
+"""Thin helpers to run the machine's tools for the lab: subprocess with clear errors, preflight checks."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+from dataclasses import dataclass
+
+
+class LabError(RuntimeError):
+    """A lab operation failed; the message says what, where, and what to do."""
+
+
+# binary -> Debian package that provides it
+REQUIRED_BINARIES = {
+    "ip": "iproute2",
+    "nsenter": "util-linux",
+    "unshare": "util-linux",
+    "nft": "nftables",
+    "ipsec": "strongswan-starter",
+    "swanctl": "strongswan-swanctl",
+    "mariadbd": "mariadb-server",
+    "mariadb-install-db": "mariadb-server",
+    "mariadb": "mariadb-client",
+    "sshd": "openssh-server",
+    "ssh-keygen": "openssh-client",
+    "sudo": "sudo",
+}
+REQUIRED_FILES = {
+    # kernel-libipsec, for kernels without ESP (LAB.md)
+    "/usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so": "libcharon-extra-plugins",
+}
+SBIN_DIRS = ("/usr/sbin", "/sbin", "/usr/bin", "/bin")
+
+
+def which(binary: str) -> str | None:
+    path = shutil.which(binary)
+    if path:
+        return path
+    for d in SBIN_DIRS:  # root's PATH may lack sbin under some sudo/CI setups
+        p = os.path.join(d, binary)
+        if os.access(p, os.X_OK):
+            return p
+    return None
+
+
+def run(cmd: list[str], *, input: str | None = None, check: bool = True, timeout: float = 60,
+        what: str | None = None) -> subprocess.CompletedProcess:
+    """Run a command, capture text output; on failure raise LabError naming the command and its stderr."""
+    try:
+        proc = subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise LabError(f"{what or cmd[0]}: `{' '.join(cmd)}` did not finish within {timeout:.0f}s") from exc
+    except FileNotFoundError as exc:
+        raise LabError(f"{what or cmd[0]}: `{cmd[0]}` is not installed") from exc
+    if check and proc.returncode != 0:
+        detail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        raise LabError(f"{what or cmd[0]}: `{' '.join(cmd)}` exited {proc.returncode}: " + " | ".join(detail))
+    return proc
+
+
+@dataclass
+class PreflightProblem:
+    what: str
+    fix: str
+
+    def __str__(self) -> str:
+        return f"{self.what} — {self.fix}"
+
+
+def preflight(ports: list[int], our_ports_in_use: bool = False) -> list[PreflightProblem]:
+    """Everything that must hold before the lab touches the machine. Returns problems, empty when all is well."""
+    problems: list[PreflightProblem] = []
+    if os.geteuid() != 0:
+        problems.append(PreflightProblem("not running as root",
+                                         "the lab creates network namespaces and starts daemons: run it as root "
+                                         "(sudo .venv/bin/drpoc lab up)"))
+        return problems
+    missing: dict[str, list[str]] = {}
+    for binary, package in REQUIRED_BINARIES.items():
+        if not which(binary):
+            missing.setdefault(package, []).append(binary)
+    for path, package in REQUIRED_FILES.items():
+        if not os.path.exists(path):
+            missing.setdefault(package, []).append(path)
+    if missing:
+        pkgs = " ".join(sorted(missing))
+        what = "; ".join(f"{p} (for {', '.join(b)})" for p, b in sorted(missing.items()))
+        problems.append(PreflightProblem(f"missing packages: {what}",
+                                         f"install them: apt-get install -y {pkgs}  (or run `make demo`)"))
+    if not os.path.exists("/dev/net/tun"):
+        problems.append(PreflightProblem("the kernel has no TUN device (/dev/net/tun)",
+                                         "strongSwan's kernel-libipsec needs CONFIG_TUN; load it with `modprobe tun`"))
+    if not os.path.exists("/proc/self/ns/net") or not os.path.exists("/proc/self/ns/mnt"):
+        problems.append(PreflightProblem("the kernel has no network/mount namespaces",
+                                         "the lab needs CONFIG_NET_NS and mount namespaces"))
+    if not our_ports_in_use:
+        for port in ports:
+            if port_in_use(port):
+                problems.append(PreflightProblem(
+                    f"port 127.0.0.1:{port} is already taken",
+                    f"stop what listens there (ss -ltnp 'sport = :{port}') or move the lab's ports with "
+                    "DRPOC_LAB_SSH_PORT_BASE / DRPOC_LAB_MYSQL_PORT_BASE"))
+    return problems
+
+
+def port_in_use(port: int) -> bool:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind(("127.0.0.1", port))
+        return False
+    except OSError:
+        return True
+    finally:
+        s.close()
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie is not alive for our purposes
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False

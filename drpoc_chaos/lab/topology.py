@@ -1,0 +1,209 @@
+"""The lab's topology as data: hosts, links, addresses, routes, published ports, paths and replica knobs.
+
+Pure data and small pure helpers only: nothing here touches the machine. The addresses are the seed runbook's
+(AWS VPC 10.20.0.0/16 with the source at 10.20.11.123, on-prem 192.168.64.0/24 with the replica at 192.168.64.15);
+the WAN between the gateways uses documentation ranges so no lab address can ever be a real one.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Persistent state (data directories, keys, secrets, the inventory) and runtime state (namespace files, pids).
+STATE_DIR = Path(os.environ.get("DRPOC_LAB_STATE_DIR", "/var/lib/drpoc-lab"))
+RUN_DIR = Path(os.environ.get("DRPOC_LAB_RUN_DIR", "/run/drpoc-lab"))
+INVENTORY_PATH = STATE_DIR / "inventory.yaml"
+
+CONNECTION = "onprem-aws"
+AWS_SUBNET = "10.20.0.0/16"
+ONPREM_SUBNET = "192.168.64.0/24"
+SOURCE_IP = "10.20.11.123"
+REPLICA_IP = "192.168.64.15"
+AWS_WAN_IP = "198.51.100.1"
+ONPREM_WAN_IP = "203.0.113.1"
+
+# The lab's two login users: `drpoc` has passwordless sudo (how real gateways are usually reached), `drpoc-nosudo`
+# has sudo that asks for a password (so `sudo -n` fails: the error path a real misconfigured host shows).
+LOGIN_USER = "drpoc"
+NOSUDO_USER = "drpoc-nosudo"
+LOGIN_UID = 4242
+NOSUDO_UID = 4243
+DB_USER = "drpoc"
+REPL_USER = "repl"
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    role: str  # "gateway" | "database" | "router"
+    site: str | None
+    ssh_port: int | None = None  # published on 127.0.0.1
+    mysql_port: int | None = None  # published on 127.0.0.1
+    routes: tuple[str, ...] = ()  # `ip route add` argument strings
+    forward: bool = False
+
+    @property
+    def has_mount_ns(self) -> bool:
+        # The WAN router runs no daemon: a network namespace is enough.
+        return self.role != "router"
+
+
+@dataclass(frozen=True)
+class Link:
+    """A veth pair created straight into two namespaces."""
+
+    a_host: str
+    a_dev: str
+    a_addr: str
+    b_host: str
+    b_dev: str
+    b_addr: str
+
+
+@dataclass(frozen=True)
+class ReplicaKnobs:
+    """Replica timing. MySQL/MariaDB defaults are 60 / 30 / 60 s: an outage is then noticed only after 60 s, the
+    `(110 "Connection timed out")` error shows after 120 s, and a row can take ~55 s to arrive after the tunnel is
+    back. The lab defaults make a drill take seconds; override them to rehearse production settings."""
+
+    net_timeout: int = 4  # slave_net_timeout / replica_net_timeout
+    heartbeat_period: float = 1.0  # MASTER_HEARTBEAT_PERIOD
+    connect_retry: int = 1  # MASTER_CONNECT_RETRY
+
+    def validate(self) -> None:
+        if self.net_timeout < 1:
+            raise ValueError("net timeout must be at least 1 second")
+        if not 0 < self.heartbeat_period <= self.net_timeout:
+            raise ValueError("heartbeat period must be > 0 and not above the net timeout")
+        if self.connect_retry < 1:
+            raise ValueError("connect retry must be at least 1 second")
+
+
+MYSQL_DEFAULT_KNOBS = ReplicaKnobs(net_timeout=60, heartbeat_period=30, connect_retry=60)
+
+
+def _port(env: str, default: int) -> int:
+    return int(os.environ.get(env, default))
+
+
+SSH_PORT_BASE = _port("DRPOC_LAB_SSH_PORT_BASE", 2201)
+MYSQL_PORT_BASE = _port("DRPOC_LAB_MYSQL_PORT_BASE", 33061)
+
+HOSTS: tuple[Host, ...] = (
+    Host("wan", "router", None,
+         routes=("blackhole 10.0.0.0/8", "blackhole 172.16.0.0/12", "blackhole 192.168.0.0/16"), forward=True),
+    Host("aws-vpn", "gateway", "aws", ssh_port=SSH_PORT_BASE,
+         routes=("default via 198.51.100.254", f"blackhole {ONPREM_SUBNET}"), forward=True),
+    Host("aws-db", "database", "aws", ssh_port=SSH_PORT_BASE + 1, mysql_port=MYSQL_PORT_BASE,
+         routes=("default via 10.20.11.10",)),
+    Host("onprem-vpn", "gateway", "onprem", ssh_port=SSH_PORT_BASE + 2,
+         routes=("default via 203.0.113.254", f"blackhole {AWS_SUBNET}"), forward=True),
+    Host("onprem-db", "database", "onprem", ssh_port=SSH_PORT_BASE + 3, mysql_port=MYSQL_PORT_BASE + 1,
+         routes=("default via 192.168.64.1",)),
+)
+HOSTS_BY_NAME = {h.name: h for h in HOSTS}
+LAB_HOST_NAMES = tuple(h.name for h in HOSTS)
+
+LINKS: tuple[Link, ...] = (
+    Link("aws-vpn", "wan0", f"{AWS_WAN_IP}/24", "wan", "aws0", "198.51.100.254/24"),
+    Link("onprem-vpn", "wan0", f"{ONPREM_WAN_IP}/24", "wan", "onprem0", "203.0.113.254/24"),
+    Link("aws-vpn", "lan0", "10.20.11.10/24", "aws-db", "eth0", f"{SOURCE_IP}/24"),
+    Link("onprem-vpn", "lan0", "192.168.64.1/24", "onprem-db", "eth0", f"{REPLICA_IP}/24"),
+)
+
+GATEWAYS = {
+    "aws": {"host": "aws-vpn", "wan_ip": AWS_WAN_IP, "peer_ip": ONPREM_WAN_IP, "local": AWS_SUBNET,
+            "remote": ONPREM_SUBNET, "auto": "add"},
+    # On-prem initiates; AWS only answers. Two initiators race and one gets NO_PROPOSAL_CHOSEN (LAB.md, trap 1).
+    "onprem": {"host": "onprem-vpn", "wan_ip": ONPREM_WAN_IP, "peer_ip": AWS_WAN_IP, "local": ONPREM_SUBNET,
+               "remote": AWS_SUBNET, "auto": "start"},
+}
+DATABASES = {
+    "aws": {"host": "aws-db", "role": "source", "server_id": 1, "ip": SOURCE_IP},
+    "onprem": {"host": "onprem-db", "role": "replica", "server_id": 2, "ip": REPLICA_IP},
+}
+
+
+@dataclass(frozen=True)
+class Paths:
+    state: Path = STATE_DIR
+    run: Path = RUN_DIR
+
+    @property
+    def ns_dir(self) -> Path:
+        return self.run / "ns"
+
+    @property
+    def pids(self) -> Path:
+        return self.run / "pids"
+
+    @property
+    def secrets(self) -> Path:
+        return self.state / "secrets"
+
+    @property
+    def ssh(self) -> Path:
+        return self.state / "ssh"
+
+    @property
+    def client_key(self) -> Path:
+        return self.ssh / "id_ed25519"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.ssh / "known_hosts"
+
+    @property
+    def inventory(self) -> Path:
+        return self.state / "inventory.yaml"
+
+    @property
+    def lab_json(self) -> Path:
+        return self.run / "lab.json"
+
+    @property
+    def shared_etc(self) -> Path:
+        return self.run / "etc"
+
+    def host_dir(self, host: str) -> Path:
+        return self.state / "hosts" / host
+
+    def host_etc(self, host: str) -> Path:
+        # on disk, not under /run: each host mounts a fresh /run over its own, and sshd reads its config after
+        return self.host_dir(host) / "etc"
+
+    def datadir(self, host: str) -> Path:
+        return self.host_dir(host) / "mysql"
+
+    def mnt_ns(self, host: str) -> Path:
+        return self.ns_dir / f"{host}.mnt"
+
+    def uts_ns(self, host: str) -> Path:
+        return self.ns_dir / f"{host}.uts"
+
+
+@dataclass
+class LabSettings:
+    knobs: ReplicaKnobs = field(default_factory=ReplicaKnobs)
+    esp_mode: str = "auto"  # auto | kernel | libipsec
+
+
+def enter_command(host: str, paths: Paths = Paths()) -> list[str]:
+    """The nsenter prefix that puts a command on a lab host: its network, mount and UTS namespaces."""
+    h = HOSTS_BY_NAME[host]
+    cmd = ["nsenter", f"--net=/run/netns/{host}"]
+    if h.has_mount_ns:
+        cmd += [f"--mount={paths.mnt_ns(host)}", f"--uts={paths.uts_ns(host)}", "--wd=/"]
+    return cmd + ["--"]
+
+
+def published_ports() -> list[tuple[int, str, int]]:
+    """(port on 127.0.0.1, lab host, port inside the host) for every published service."""
+    out = []
+    for h in HOSTS:
+        if h.ssh_port:
+            out.append((h.ssh_port, h.name, 22))
+        if h.mysql_port:
+            out.append((h.mysql_port, h.name, 3306))
+    return out
