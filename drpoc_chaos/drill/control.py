@@ -1,0 +1,378 @@
+"""The drill control: binds a Chaos Toolkit run to what a DR drill must guarantee.
+
+Declared once in an experiment:
+
+    controls:
+      - name: drpoc-drill
+        provider: {type: python, module: drpoc_chaos.drill.control}
+
+Before the run it takes the drill lock on the fault-side gateway and starts the timeline sampler. Before the fault
+action it arms the dead-man's switch (no switch, no fault). After the run — whatever happened: a failed or raising
+activity, a deviation, Ctrl-C, SIGTERM, any `--rollback-strategy` — it restores the tunnel and the replica if this
+run took them down, disarms the switch, checks every acknowledged write on the replica, computes the DR metrics and
+the verdict, writes them under the journal's `drpoc` key (docs/JOURNAL.md), marks the run failed when the verdict
+is not a pass (so `chaos run` exits 1), releases the lock and archives the journal with secrets redacted.
+"""
+from __future__ import annotations
+
+import getpass
+import logging
+import os
+import signal
+import socket
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+from chaoslib.exceptions import InterruptExecution
+
+from .. import __version__
+from ..activity import close_all, gateway_host, inventory, sql
+from ..inventory import InventoryError, resolve_secret
+from ..remote import RemoteError
+from . import safety
+from . import state as drill_state
+from .metrics import SCHEMA, compute_metrics, evaluate_objectives, verdict, write_sets
+from .sampler import Sampler
+
+logger = logging.getLogger("chaostoolkit")
+
+FAULT_FUNCS = {"tunnel_down"}
+
+
+@dataclass
+class DrillConfig:
+    """Every knob of a drill, from the experiment's `configuration` (or `--var` / `--var-file`)."""
+
+    scenario: str = "drill"
+    sample_interval_seconds: float = 0.5
+    max_outage_seconds: float = 120.0
+    deadman: bool = True
+    lock: bool = True
+    expect_outage: bool = True
+    restore_timeout_seconds: float = 90.0
+    final_catch_up_timeout_seconds: float = 60.0
+    archive: bool = True
+    archive_dir: str = "journal"
+    objective_rpo_seconds: float | None = None
+    objective_rto_seconds: float | None = None
+    objective_detection_seconds: float | None = None
+    objective_tunnel_recovery_seconds: float | None = None
+    objective_catch_up_seconds: float | None = None
+    max_lost_writes: int = 0
+
+    @classmethod
+    def from_configuration(cls, configuration: Mapping | None) -> "DrillConfig":
+        cfg = dict(configuration or {})
+        kwargs: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name not in cfg or cfg[f.name] in (None, ""):
+                continue
+            v = cfg[f.name]
+            kind = str(f.type)
+            if "bool" in kind:
+                v = v if isinstance(v, bool) else str(v).strip().lower() in ("1", "true", "yes", "on")
+            elif "int" in kind and "float" not in kind:
+                v = int(v)
+            elif "float" in kind:
+                v = float(v)
+            else:
+                v = str(v)
+            kwargs[f.name] = v
+        if "DRPOC_ARCHIVE_DIR" in os.environ and "archive_dir" not in cfg:
+            kwargs["archive_dir"] = os.environ["DRPOC_ARCHIVE_DIR"]
+        return cls(**kwargs)
+
+    def objectives(self) -> dict[str, float | int | None]:
+        return {"rpo_seconds": self.objective_rpo_seconds, "rto_seconds": self.objective_rto_seconds,
+                "detection_seconds": self.objective_detection_seconds,
+                "tunnel_recovery_seconds": self.objective_tunnel_recovery_seconds,
+                "catch_up_seconds": self.objective_catch_up_seconds, "max_lost_writes": self.max_lost_writes}
+
+
+class _Run:
+    """What the control keeps between its hooks for the one run of this process."""
+
+    def __init__(self):
+        self.cfg: DrillConfig | None = None
+        self.inv = None
+        self.secrets: Mapping | None = None
+        self.drill: drill_state.Drill | None = None
+        self.sampler: Sampler | None = None
+        self.lock: dict | None = None
+        self.deadman: dict | None = None
+        self.setup_error: str | None = None
+        self.notes: list[str] = []
+
+
+_run = _Run()
+
+
+def before_experiment_control(context: dict, configuration: Mapping | None = None,
+                              secrets: Mapping | None = None, **kwargs) -> None:
+    global _run
+    _run = _Run()
+    cfg = DrillConfig.from_configuration(configuration)
+    _run.cfg, _run.secrets = cfg, secrets
+    d = _run.drill = drill_state.start()
+    d.event("drill_started")
+    try:
+        _run.inv = inventory(configuration)
+    except InventoryError as exc:
+        _run.setup_error = str(exc)
+        raise InterruptExecution(f"drill not started: {exc}") from None
+    if cfg.lock:
+        try:
+            _run.lock = safety.acquire_lock(gateway_host(_run.inv, _run.inv.drill.fault_site), d.run_id,
+                                            ttl_seconds=cfg.max_outage_seconds + cfg.restore_timeout_seconds + 600,
+                                            scenario=cfg.scenario)
+            if _run.lock["state"] == "taken-over":
+                logger.warning("took over an expired drill lock on %s (run %s)", _run.lock["host"],
+                               _run.lock["previous"].get("run_id", "?"))
+        except (safety.LockHeld, RemoteError) as exc:
+            _run.setup_error = str(exc)
+            raise InterruptExecution(f"drill not started: {exc}") from None
+    _run.sampler = Sampler(_run.inv, secrets, d, interval=cfg.sample_interval_seconds)
+    _run.sampler.start()
+    logger.info("drill %s started (scenario %s); timeline every %.2fs", d.run_id[:8], cfg.scenario,
+                cfg.sample_interval_seconds)
+
+
+def before_activity_control(context: dict, configuration: Mapping | None = None,
+                            secrets: Mapping | None = None, **kwargs) -> None:
+    """Arm the dead-man's switch before any fault; refuse the fault if it cannot be armed."""
+    provider = (context or {}).get("provider", {})
+    if provider.get("func") not in FAULT_FUNCS or (provider.get("arguments") or {}).get("fault") is False:
+        return
+    if _run.setup_error or _run.inv is None:
+        raise InterruptExecution("refusing to inject a fault: the drill was not set up")
+    if not _run.cfg.deadman or _run.deadman:
+        return
+    host = gateway_host(_run.inv, _run.inv.drill.fault_site)
+    try:
+        _run.deadman = safety.arm_deadman(host, _run.inv.drill.connection, _run.cfg.max_outage_seconds,
+                                          _run.drill.run_id)
+    except (RemoteError, RuntimeError) as exc:
+        raise InterruptExecution(f"refusing to inject a fault: dead-man's switch not armed on {host.name}: {exc}")
+    _run.drill.event("deadman_armed", host=host.name, seconds=_run.cfg.max_outage_seconds)
+
+
+class _DeferSignals:
+    """Hold SIGINT/SIGTERM while the control restores the tunnel: a second Ctrl-C must not leave it down."""
+
+    def __enter__(self):
+        self.received: list[int] = []
+        self.previous = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self.previous[sig] = signal.signal(sig, lambda s, f: self.received.append(s))
+            except ValueError:  # not the main thread: nothing to defer
+                pass
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        if self.received:
+            logger.warning("signal(s) %s received while restoring; restoration finished first", self.received)
+        return False
+
+
+def after_experiment_control(context: dict, state: dict, configuration: Mapping | None = None,
+                             secrets: Mapping | None = None, **kwargs) -> None:
+    journal = state
+    with _DeferSignals():
+        try:
+            _finish(journal)
+        finally:
+            drill_state.finish()
+            close_all()
+
+
+def _restore(notes: list[str]) -> dict[str, Any]:
+    """Bring tunnel and replica back if this run took them down (idempotent)."""
+    from ..replication.actions import restart_replica, wait_for_replica
+    from ..vpn.actions import recover_tunnel
+
+    out: dict[str, Any] = {"forced": False}
+    d, cfg = _run.drill, _run.cfg
+    if not d.fault_injected:
+        return out
+    configuration = {"inventory": str(_run.inv.path)}
+    try:
+        r = recover_tunnel(timeout=cfg.restore_timeout_seconds, configuration=configuration, secrets=_run.secrets)
+        out["tunnel"] = "already up" if r.get("already_up") else f"recovered ({len(r['attempts'])} attempt(s))"
+        out["forced"] = not r.get("already_up", False)
+        if out["forced"]:
+            notes.append("the control restored the tunnel (the method or its rollbacks did not)")
+    except Exception as exc:  # noqa: BLE001 — report, never hide
+        out["tunnel"] = f"FAILED: {exc}"
+        notes.append(f"the tunnel could not be restored: {exc} — run `drpoc recover`")
+        return out
+    try:
+        wait_for_replica("Yes", timeout=30, configuration=configuration, secrets=_run.secrets)
+        out["replica"] = "running"
+    except Exception:  # noqa: BLE001
+        try:
+            restart_replica(configuration=configuration, secrets=_run.secrets)
+            wait_for_replica("Yes", timeout=30, configuration=configuration, secrets=_run.secrets)
+            out["replica"] = "restarted"
+            notes.append("the replica had to be restarted (STOP/START REPLICA) after the tunnel came back")
+        except Exception as exc:  # noqa: BLE001
+            out["replica"] = f"FAILED: {exc}"
+            notes.append(f"the replica did not reconnect: {exc}")
+    return out
+
+
+def _derive_events(samples: list[dict], events: list[dict], sites: list[str]) -> list[dict]:
+    """Fill milestones the activities did not record from the timeline (0.5 s resolution)."""
+    have = {e["name"] for e in events}
+    fault = next((e["t"] for e in events if e["name"] == "fault_injected"), None)
+    if fault is None:
+        return events
+    added = []
+    if "outage_detected" not in have:
+        s = next((s for s in samples if s["t"] >= fault and s.get("io") not in ("Yes", None)), None)
+        if s:
+            added.append({"name": "outage_detected", "t": s["t"], "at": None, "detail": {"from": "timeline"}})
+    rec = next((e["t"] for e in events if e["name"] == "recovery_started"), None)
+    if rec is not None and "tunnel_up" not in have:
+        s = next((s for s in samples if s["t"] >= rec and all(s.get(f"{x}_tunnel") == "up" for x in sites)), None)
+        if s:
+            added.append({"name": "tunnel_up", "t": s["t"], "at": None, "detail": {"from": "timeline"}})
+    up = next((e["t"] for e in events + added if e["name"] == "tunnel_up"), None)
+    if up is not None and "io_reconnected" not in have:
+        s = next((s for s in samples if s["t"] >= up and s.get("io") == "Yes"), None)
+        if s:
+            added.append({"name": "io_reconnected", "t": s["t"], "at": None, "detail": {"from": "timeline"}})
+    return sorted(events + added, key=lambda e: e["t"])
+
+
+def _observed_rows(tag: str) -> list[tuple[int, str]]:
+    rows = sql(_run.inv.replica, _run.inv, "SELECT id, msg FROM testdb.ping WHERE msg LIKE %s",
+               (f"drpoc:{tag}:%",), secrets=_run.secrets)
+    return [(int(r["id"]), r["msg"]) for r in rows]
+
+
+def _finish(journal: dict) -> None:
+    d, cfg, notes = _run.drill, _run.cfg, _run.notes
+    if d is None or cfg is None:
+        return
+    restore: dict[str, Any] = {}
+    sets = None
+    seen: set[str] | None = None
+    if _run.inv is not None and not _run.setup_error:
+        restore = _restore(notes)
+        gw = gateway_host(_run.inv, _run.inv.drill.fault_site)
+        if _run.deadman:
+            try:
+                dm = safety.disarm_deadman(gw, d.run_id)
+                _run.deadman.update(dm)
+                d.event("deadman_disarmed", fired=dm["fired"])
+                if dm["fired"]:
+                    notes.append(f"the dead-man's switch fired at {dm['fired_at']} (outage exceeded "
+                                 f"{cfg.max_outage_seconds:g}s)")
+                    safety.clear_fired_marker(gw)
+            except RemoteError as exc:
+                notes.append(f"could not disarm the dead-man's switch on {gw.name}: {exc}")
+        # every acknowledged write must be on the replica: wait for catch-up, then read back this run's rows
+        if d.writes:
+            try:
+                from ..replication.actions import wait_for_catch_up
+                wait_for_catch_up(timeout=cfg.final_catch_up_timeout_seconds,
+                                  configuration={"inventory": str(_run.inv.path)}, secrets=_run.secrets)
+            except Exception as exc:  # noqa: BLE001
+                notes.append(f"final catch-up check: {exc}")
+            try:
+                observed = _observed_rows(d.tag)
+                sets = write_sets(d.writes, observed, d.tag)
+                seen = {m for _, m in observed}
+            except Exception as exc:  # noqa: BLE001
+                notes.append(f"could not read the replica to check writes: {exc}")
+    samples: list[dict] = []
+    if _run.sampler is not None:
+        try:
+            _run.sampler.sample_now()
+        except Exception:  # noqa: BLE001 — the final sample is a nicety
+            pass
+        samples = _run.sampler.stop()
+    d.event("drill_ended")
+    sites = [_run.inv.drill.fault_site, _run.inv.drill.peer_site] if _run.inv else []
+    events = _derive_events(samples, [e.to_dict() for e in d.events], sites)
+    metrics = compute_metrics(samples, events, d.writes, sets, seen)
+    objective_results = evaluate_objectives(metrics, cfg.objectives())
+    extra = []
+    if _run.setup_error:
+        extra.append(f"drill not started: {_run.setup_error}")
+    if restore.get("tunnel", "").startswith("FAILED") or str(restore.get("replica", "")).startswith("FAILED"):
+        extra.append("the drill could not restore the tunnel/replica: " + "; ".join(notes))
+    if _run.deadman and _run.deadman.get("fired"):
+        extra.append("the outage outlived max_outage_seconds: the dead-man's switch had to restore the tunnel")
+    v = verdict(journal, fault_injected=d.fault_injected, expect_outage=cfg.expect_outage,
+                outage_detected=any(e["name"] == "outage_detected" for e in events),
+                objective_results=objective_results, sets=sets, max_lost_writes=cfg.max_lost_writes,
+                extra_reasons=extra)
+    if _run.lock and _run.lock.get("state") in ("acquired", "taken-over"):
+        try:
+            safety.release_lock(gateway_host(_run.inv, _run.inv.drill.fault_site), d.run_id)
+            _run.lock["released"] = True
+        except RemoteError as exc:
+            notes.append(f"could not release the drill lock: {exc}")
+    journal["drpoc"] = {
+        "schema": SCHEMA,
+        "run_id": d.run_id,
+        "scenario": cfg.scenario,
+        "title": journal.get("experiment", {}).get("title"),
+        "controller": {"node": socket.gethostname(), "user": getpass.getuser(), "pid": os.getpid(),
+                       "drpoc_version": __version__},
+        "started": d.started,
+        "ended": drill_state.utc_now_iso(),
+        "scope": _run.inv.scope() if _run.inv else None,
+        "objectives": cfg.objectives(),
+        "settings": {"sample_interval_seconds": cfg.sample_interval_seconds,
+                     "max_outage_seconds": cfg.max_outage_seconds, "expect_outage": cfg.expect_outage},
+        "timeline": {"interval_seconds": cfg.sample_interval_seconds, "samples": samples,
+                     "sample_errors": _run.sampler.errors if _run.sampler else 0},
+        "events": events,
+        "writes": ({k: sets[k] for k in ("attempted", "acknowledged", "observed", "lost", "unexpected",
+                                         "duplicated", "indeterminate")} if sets else
+                   {"attempted": len(d.writes), "acknowledged": sum(1 for w in d.writes if w.acked_t is not None),
+                    "observed": None, "lost": [], "unexpected": [], "duplicated": []}),
+        "metrics": metrics,
+        "objective_results": objective_results,
+        "verdict": v,
+        "safety": {"restore": restore, "deadman": _run.deadman, "lock": _run.lock, "notes": notes},
+    }
+    if not v["passed"] and journal.get("status") == "completed":
+        journal["status"] = "failed"  # `chaos run` then exits 1: a drill that did not pass is not a success
+    logger.info("drill verdict: %s%s", v["status"], (" — " + "; ".join(v["reasons"])) if v["reasons"] else "")
+    if cfg.archive:
+        _archive(journal, cfg)
+
+
+def _secret_values() -> list[str]:
+    values: list[str] = []
+    if _run.inv is not None:
+        for db_ in (_run.inv.source, _run.inv.replica):
+            try:
+                values.append(resolve_secret(db_.password_ref, _run.secrets))
+            except Exception:  # noqa: BLE001 — an unresolvable ref has no value to leak
+                pass
+    for scope in (_run.secrets or {}).values():
+        if isinstance(scope, Mapping):
+            values += [str(v) for v in scope.values() if v]
+        elif scope:
+            values.append(str(scope))
+    return values
+
+
+def _archive(journal: dict, cfg: DrillConfig) -> None:
+    try:
+        from ..evidence.archive import archive_journal
+        # signed when DRPOC_SIGNING_KEY_FILE names an Ed25519 key (evidence.ledger)
+        entry = archive_journal(journal, Path(cfg.archive_dir), secrets=_secret_values())
+        journal["drpoc"]["archived_as"] = str(getattr(entry, "path", entry))
+        logger.info("journal archived as %s", journal["drpoc"]["archived_as"])
+    except Exception as exc:  # noqa: BLE001 — never lose the verdict because the archive failed
+        logger.error("could not archive the journal in %s: %s", cfg.archive_dir, exc)

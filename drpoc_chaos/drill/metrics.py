@@ -1,0 +1,246 @@
+"""DR metrics and the drill's verdict, from the timeline, the events and the write ledger. Pure: no I/O.
+
+Jepsen's set arithmetic for writes: lost = acknowledged - observed, unexpected = observed - attempted, duplicated =
+written once but seen more than once. Times are seconds since the drill started (the timeline's `t`).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterable
+
+SCHEMA = "drpoc.journal/1"
+
+# objective name -> (metric path in the metrics dict, human label); objectives are upper bounds
+OBJECTIVES = {
+    "rpo_seconds": (("rpo_exposure", "max_seconds"), "RPO: data not yet on the replica (s)"),
+    "rto_seconds": (("recovery_time_seconds",), "RTO: recovery start to replica caught up (s)"),
+    "detection_seconds": (("detection_seconds",), "outage detected by the replica within (s)"),
+    "tunnel_recovery_seconds": (("tunnel_recovery_seconds",), "tunnel re-established within (s)"),
+    "catch_up_seconds": (("catch_up_seconds",), "replica caught up after reconnecting within (s)"),
+    "max_lost_writes": (("lost_writes",), "acknowledged writes lost"),
+}
+
+
+@dataclass
+class WriteRecord:
+    """One write the drill attempted on the source. `acked_t` is None when the commit was not acknowledged."""
+
+    msg: str
+    phase: str
+    attempted_t: float
+    id: int | None = None
+    acked_t: float | None = None
+    error: str | None = None
+    gtid: str | None = None
+    visible_t: float | None = None  # when a direct check saw it on the replica (more precise than the timeline)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Event:
+    name: str
+    t: float
+    at: str
+    detail: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = {"name": self.name, "t": round(self.t, 3), "at": self.at}
+        if self.detail:
+            d["detail"] = self.detail
+        return d
+
+
+def first_event(events: Iterable[dict], name: str) -> float | None:
+    for e in events:
+        if e["name"] == name:
+            return e["t"]
+    return None
+
+
+def _diff(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None:
+        return None
+    return round(a - b, 3)
+
+
+def quantiles(values: list[float]) -> dict:
+    if not values:
+        return {"p50": None, "p95": None, "p99": None, "max": None, "count": 0}
+    s = sorted(values)
+
+    def q(p: float) -> float:
+        # nearest-rank: honest for small samples (no interpolation between writes)
+        k = max(0, min(len(s) - 1, int(round(p * len(s) + 0.5)) - 1))
+        return round(s[k], 3)
+
+    return {"p50": q(0.50), "p95": q(0.95), "p99": q(0.99), "max": round(s[-1], 3), "count": len(s)}
+
+
+def write_sets(writes: list[WriteRecord], observed: list[tuple[int, str]], run_tag: str) -> dict:
+    """Compare the ledger with what the replica holds. `observed` are (id, msg) rows on the replica whose msg carries
+    this run's tag; a msg is unique per attempted write."""
+    attempted = {w.msg for w in writes}
+    acked = {w.msg for w in writes if w.acked_t is not None}
+    seen_count: dict[str, int] = {}
+    for _, msg in observed:
+        seen_count[msg] = seen_count.get(msg, 0) + 1
+    seen = set(seen_count)
+    return {
+        "attempted": len(attempted),
+        "acknowledged": len(acked),
+        "observed": len(seen & attempted),
+        "lost": sorted(acked - seen),
+        "unexpected": sorted(m for m in seen - attempted if run_tag in m),
+        "duplicated": sorted(m for m, n in seen_count.items() if n > 1),
+        "indeterminate": sorted((attempted - acked) & seen),  # not acknowledged, yet applied: allowed
+    }
+
+
+def latencies(writes: list[WriteRecord], samples: list[dict]) -> list[float]:
+    """Per acknowledged write: acknowledgement -> first moment it was seen on the replica. A direct observation
+    (visible_t) wins; otherwise the first timeline sample whose replica max id covers the write's id."""
+    out = []
+    pts = [(s["t"], s.get("replica_max_id")) for s in samples if s.get("replica_max_id") is not None]
+    for w in writes:
+        if w.acked_t is None or w.id is None:
+            continue
+        if w.visible_t is not None:
+            out.append(max(0.0, w.visible_t - w.acked_t))
+            continue
+        for t, max_id in pts:
+            if t >= w.acked_t and max_id >= w.id:
+                out.append(t - w.acked_t)
+                break
+    return out
+
+
+def compute_metrics(samples: list[dict], events: list[dict], writes: list[WriteRecord],
+                    sets: dict | None, seen_msgs: set[str] | None = None) -> dict:
+    fault = first_event(events, "fault_injected")
+    detected = first_event(events, "outage_detected")
+    recovery = first_event(events, "recovery_started")
+    tunnel_up = first_event(events, "tunnel_up")
+    reconnected = first_event(events, "io_reconnected")
+    caught_up = first_event(events, "caught_up")
+
+    during = [w for w in writes if w.phase == "during"]
+    rows_gap = [s["source_rows"] - s["replica_rows"] for s in samples
+                if s.get("source_rows") is not None and s.get("replica_rows") is not None]
+    lags = [s["heartbeat_lag"] for s in samples if s.get("heartbeat_lag") is not None]
+    catch_up = _diff(caught_up, reconnected)
+    apply_rate = None
+    if catch_up and catch_up > 0 and reconnected is not None:
+        # rows the replica applied between reconnecting and catching up, per second
+        at_reconnect = _sample_at(samples, reconnected)
+        at_caught = _sample_at(samples, caught_up)
+        if at_reconnect and at_caught and at_caught.get("replica_rows") is not None \
+                and at_reconnect.get("replica_rows") is not None:
+            applied = at_caught["replica_rows"] - at_reconnect["replica_rows"]
+            if applied > 0:
+                apply_rate = round(applied / max(catch_up, 0.001), 1)
+
+    lat = latencies(writes, samples)
+    return {
+        "detection_seconds": _diff(detected, fault),
+        "outage_seconds": _diff(tunnel_up, fault),
+        "tunnel_recovery_seconds": _diff(tunnel_up, recovery),
+        "replica_reconnect_seconds": _diff(reconnected, tunnel_up),
+        "catch_up_seconds": catch_up,
+        "recovery_time_seconds": _diff(caught_up, recovery),
+        "writes_during_outage": {
+            "attempted": len(during),
+            "acknowledged": sum(1 for w in during if w.acked_t is not None),
+            "observed": sum(1 for w in during if w.msg in seen_msgs) if seen_msgs is not None else None,
+        },
+        "lost_writes": len(sets["lost"]) if sets else None,
+        "unexpected_writes": len(sets["unexpected"]) if sets else None,
+        "duplicated_writes": len(sets["duplicated"]) if sets else None,
+        "replication_latency_seconds": quantiles(lat),
+        "rpo_exposure": {"max_writes": max(rows_gap) if rows_gap else None,
+                         "max_seconds": round(max(lags), 3) if lags else None},
+        "apply_rate_per_second": apply_rate,
+    }
+
+
+def _sample_at(samples: list[dict], t: float) -> dict | None:
+    best = None
+    for s in samples:
+        if s["t"] <= t + 1e-9:
+            best = s
+        else:
+            break
+    return best if best is not None else (samples[0] if samples else None)
+
+
+def _metric(metrics: dict, path: tuple[str, ...]) -> Any:
+    v: Any = metrics
+    for k in path:
+        if not isinstance(v, dict):
+            return None
+        v = v.get(k)
+    return v
+
+
+def evaluate_objectives(metrics: dict, objectives: dict) -> list[dict]:
+    results = []
+    for name, objective in objectives.items():
+        if name not in OBJECTIVES or objective is None:
+            continue
+        path, label = OBJECTIVES[name]
+        achieved = _metric(metrics, path)
+        passed = achieved is not None and achieved <= objective
+        results.append({"name": name, "label": label, "objective": objective, "achieved": achieved,
+                        "passed": passed})
+    return results
+
+
+def verdict(journal: dict, *, fault_injected: bool, expect_outage: bool, outage_detected: bool,
+            objective_results: list[dict], sets: dict | None, max_lost_writes: int = 0,
+            extra_reasons: Iterable[str] = ()) -> dict:
+    """A drill passes only when everything that can make it worthless or wrong is ruled out."""
+    reasons: list[str] = []
+    status = "passed"
+    before = (journal.get("steady_states") or {}).get("before")
+    if before is not None and not before.get("steady_state_met"):
+        failing = [p["activity"]["name"] for p in before.get("probes", [])
+                   if p.get("status") != "succeeded" or p.get("tolerance_met") is False]
+        reasons.append("steady state not met before the method ("
+                       + (", ".join(failing) or "see steady_states.before") + "): no fault was injected")
+        status = "precondition-failed"
+    elif journal.get("status") in ("interrupted", "aborted"):
+        reasons.append(f"the run was {journal['status']} before the drill finished")
+        status = "aborted"
+    if status == "passed":
+        if expect_outage and fault_injected and not outage_detected:
+            reasons.append("the fault did not take effect: the replica never lost its IO connection")
+            status = "fault-not-effective"
+        elif expect_outage and not fault_injected:
+            reasons.append("no fault was injected")
+            status = "fault-not-effective"
+    for run in journal.get("run", []):
+        if run.get("status") == "failed":
+            name = run.get("activity", {}).get("name", "?")
+            err = str(run.get("exception", [""])[-1] if run.get("exception") else run.get("output", ""))
+            reasons.append(f"activity '{name}' failed: {err.strip()[:300]}")
+    if journal.get("deviated"):
+        after = (journal.get("steady_states") or {}).get("after") or {}
+        failing = [p["activity"]["name"] for p in after.get("probes", [])
+                   if p.get("status") != "succeeded" or p.get("tolerance_met") is False]
+        reasons.append("steady state deviated after the method (" + (", ".join(failing) or "?") + ")")
+    if sets is not None and len(sets["lost"]) > max_lost_writes:
+        shown = ", ".join(sets["lost"][:10]) + (" …" if len(sets["lost"]) > 10 else "")
+        reasons.append(f"{len(sets['lost'])} acknowledged write(s) missing on the replica: {shown}")
+    if sets is not None and sets["unexpected"]:
+        reasons.append(f"{len(sets['unexpected'])} unexpected row(s) on the replica")
+    if sets is not None and sets["duplicated"]:
+        reasons.append(f"{len(sets['duplicated'])} write(s) duplicated on the replica")
+    for r in objective_results:
+        if not r["passed"] and r["name"] != "max_lost_writes":
+            reasons.append(f"objective missed: {r['label']}: achieved {r['achieved']} > objective {r['objective']}"
+                           if r["achieved"] is not None else f"objective not measured: {r['label']}")
+    reasons.extend(extra_reasons)
+    if reasons and status == "passed":
+        status = "failed"
+    return {"passed": not reasons, "status": status, "reasons": reasons}

@@ -1,0 +1,65 @@
+"""Which SQL a server understands: MySQL 8.0.22+ says REPLICA/SOURCE, older MySQL and MariaDB say SLAVE/MASTER
+(MariaDB 10.5+ accepts `SHOW REPLICA STATUS` but keeps the Slave_*/Master_* columns). Pure: the version string in,
+statements out. The server is asked its version once per endpoint (see probes.flavor_of)."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Dialect:
+    flavor: str  # "mysql" | "mariadb"
+    version: tuple[int, int, int]
+
+    @property
+    def replica_words(self) -> bool:
+        if self.flavor == "mariadb":
+            return self.version >= (10, 5, 1)
+        return self.version >= (8, 0, 22)
+
+    @property
+    def show_status(self) -> str:
+        return "SHOW REPLICA STATUS" if self.replica_words else "SHOW SLAVE STATUS"
+
+    @property
+    def stop(self) -> str:
+        return "STOP REPLICA" if self.replica_words else "STOP SLAVE"
+
+    @property
+    def start(self) -> str:
+        return "START REPLICA" if self.replica_words else "START SLAVE"
+
+    def set_connect_retry(self, seconds: int) -> str:
+        if self.flavor == "mysql" and self.version >= (8, 0, 23):
+            return f"CHANGE REPLICATION SOURCE TO SOURCE_CONNECT_RETRY={int(seconds)}"
+        return f"CHANGE MASTER TO MASTER_CONNECT_RETRY={int(seconds)}"
+
+    @property
+    def executed_gtid(self) -> str:
+        """The source's position to wait for on the replica."""
+        return "SELECT @@GLOBAL.gtid_binlog_pos AS pos" if self.flavor == "mariadb" \
+            else "SELECT @@GLOBAL.gtid_executed AS pos"
+
+    def gtid_wait(self) -> str:
+        """Blocks on the replica until the position is applied; returns 0 (done) or -1/1 (timeout)."""
+        if self.flavor == "mariadb":
+            return "SELECT MASTER_GTID_WAIT(%s, %s) AS r"
+        return "SELECT WAIT_FOR_EXECUTED_GTID_SET(%s, %s) AS r"
+
+    def gtid_wait_done(self, result) -> bool:
+        return result is not None and int(result) == 0
+
+    @property
+    def last_gtid(self) -> str:
+        return "SELECT @@last_gtid AS gtid" if self.flavor == "mariadb" else "SELECT @@GLOBAL.gtid_executed AS gtid"
+
+
+def parse_version(text: str) -> Dialect:
+    """`10.11.19-MariaDB-0+deb12u1` or `8.0.36` / `8.0.36-0ubuntu0.22.04.1` → Dialect."""
+    m = re.match(r"(\d+)\.(\d+)\.(\d+)", text or "")
+    if not m:
+        raise ValueError(f"cannot read server version {text!r}")
+    version = tuple(int(x) for x in m.groups())
+    flavor = "mariadb" if "mariadb" in text.lower() else "mysql"
+    return Dialect(flavor, version)  # type: ignore[arg-type]
