@@ -1,0 +1,137 @@
+"""`drpoc review` and `drpoc verify` as plain functions, plus argparse helpers the main CLI mounts.
+
+Exit codes
+    review: 0 report written, every input read, integrity verified (and, with ``strict``, every drill passed and no
+            scenario overdue); 1 report written with findings (unreadable inputs, integrity findings; with
+            ``strict`` also failed drills / overdue scenarios); 2 bad arguments (bad schedule, unusable key).
+    verify: 0 archive intact; 1 any finding; 2 bad arguments (unusable public key).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, Mapping, Sequence, TextIO
+
+from .history import build_history, parse_schedule
+from .ledger import LedgerError, verify_archive
+from .model import load_journals
+
+__all__ = ["review_command", "verify_command", "add_review_parser", "add_verify_parser"]
+
+
+def review_command(paths: Sequence[str], out_dir: str, *,
+                   expected_interval_days: Mapping[str, float | None] | None = None,
+                   public_key: str | None = None, strict: bool = False, out: TextIO | None = None) -> int:
+    """Write the HTML and Markdown review of the journals in ``paths`` into ``out_dir``; print a summary."""
+    from .report import write_review  # local: keeps `drpoc --help` fast
+
+    out = out or sys.stdout
+    paths = list(paths) or ["journal"]
+    try:
+        records, problems = load_journals(paths, public_key=public_key)
+    except LedgerError as exc:  # only an unusable public key gets here
+        print(f"drpoc review: {exc}", file=out)
+        return 2
+    history = build_history(records, expected_interval_days)
+    html_path, md_path = write_review(records, problems, history, out_dir, inputs=paths)
+
+    rate = "n/a" if history.pass_rate is None else f"{history.pass_rate * 100:.0f}%"
+    print(f"Reviewed {len(records)} journal(s): {history.passed} of {history.judged} judged drill(s) passed ({rate}).",
+          file=out)
+    failed = [r for r in records if r.passed is False]
+    for r in failed:
+        when = r.started.strftime("%Y-%m-%d %H:%M UTC") if r.started else "n/a"
+        print(f"  NOT PASSED {when} {r.scenario} {r.run_id[:8]}: {r.verdict_label}"
+              + (f" — {r.issues[0]}" if r.issues else ""), file=out)
+    for s in history.overdue:
+        print(f"  OVERDUE {s.scenario}: {s.schedule_status}", file=out)
+    for p in problems:
+        print(f"  PROBLEM ({p.kind}) {p}", file=out)
+    print(f"Wrote {html_path}\nWrote {md_path}", file=out)
+    if problems:
+        return 1
+    if strict and (failed or history.overdue):
+        return 1
+    return 0
+
+
+def verify_command(archive_dir: str, public_key: str | None = None, *, expected_head: str | None = None,
+                   out: TextIO | None = None) -> int:
+    """Verify an archive against its ledger; print each finding; 0 only when nothing was found."""
+    out = out or sys.stdout
+    try:
+        report = verify_archive(archive_dir, public_key, expected_head=expected_head)
+    except LedgerError as exc:
+        print(f"drpoc verify: {exc}", file=out)
+        return 2
+    for f in report.findings:
+        print(f"FINDING [{f.kind}] {f}", file=out)
+    print(report.summary(), file=out)
+    if report.ok and report.head:
+        print(f"Record this head elsewhere to detect truncation later: --expect-head {report.head[1]}", file=out)
+    return 0 if report.ok else 1
+
+
+# ------------------------------------------------------------------------------------------------ argparse
+def _run_review(args: argparse.Namespace) -> int:
+    try:
+        schedule = parse_schedule(args.schedule or [])
+    except ValueError as exc:
+        print(f"drpoc review: {exc}", file=sys.stderr)
+        return 2
+    return review_command(args.paths, args.out, expected_interval_days=schedule, public_key=args.public_key,
+                          strict=args.strict)
+
+
+def _run_verify(args: argparse.Namespace) -> int:
+    return verify_command(args.archive_dir, args.public_key, expected_head=args.expect_head)
+
+
+def add_review_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Mount `review` on the main CLI's subparsers; sets ``func`` (call ``args.func(args)`` → exit code)."""
+    p = subparsers.add_parser(
+        "review", help="write the HTML + Markdown evidence report of drill journals",
+        description="Read drill journals (files, archive directories, globs) and write drpoc-review.html (one "
+                    "self-contained file, opens offline) and drpoc-review.md: per drill the scope, objectives vs "
+                    "achieved, verdict, issues, writes, timeline chart and integrity; a history with pass rate, "
+                    "trends and overdue scenarios; problems; a sign-off block.")
+    p.add_argument("paths", nargs="*", default=["journal"],
+                   help="journal files, archive directories or globs (default: journal)")
+    p.add_argument("-o", "--out", default="review", help="output directory (default: review)")
+    p.add_argument("--schedule", action="append", metavar="SCENARIO=DAYS",
+                   help="expected interval between passing drills, repeatable (default: vpn_outage=7; "
+                        "SCENARIO=none removes a schedule)")
+    p.add_argument("--public-key", metavar="FILE", help="Ed25519 public key to check ledger signatures")
+    p.add_argument("--strict", action="store_true",
+                   help="also exit 1 when a drill did not pass or a scenario is overdue")
+    p.set_defaults(func=_run_review)
+    return p
+
+
+def add_verify_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Mount `verify` on the main CLI's subparsers; sets ``func`` (call ``args.func(args)`` → exit code)."""
+    p = subparsers.add_parser(
+        "verify", help="check the journal archive against its hash-chained ledger",
+        description="Recompute every journal's sha256 and the ledger's hash chain; report modified, deleted or "
+                    "inserted journals and edited, deleted, reordered or inserted ledger lines; with --public-key "
+                    "also check every Ed25519 signature. Exit 1 on any finding.")
+    p.add_argument("archive_dir", nargs="?", default="journal", help="the archive directory (default: journal)")
+    p.add_argument("--public-key", metavar="FILE", help="Ed25519 public key (PEM, OpenSSH, raw, hex or base64)")
+    p.add_argument("--expect-head", metavar="ENTRY_HASH",
+                   help="an entry_hash recorded earlier: detects lines cut from the end of the ledger")
+    p.set_defaults(func=_run_verify)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Stand-alone entry point (``python -m drpoc_chaos.evidence.cli review …``) until the main CLI mounts us."""
+    parser = argparse.ArgumentParser(prog="drpoc-evidence")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_review_parser(sub)
+    add_verify_parser(sub)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
