@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from .ledger import (LEDGER_NAME, LOCK_NAME, LedgerError, append_entry, archive_files, ledger_head, read_ledger,
+from .ledger import (LOCK_NAME, append_entry, archive_files, ledger_head, read_ledger,
                      resolve_signing_key)
 from .redact import redact
 
@@ -212,7 +212,3 @@ def list_archive(archive_dir: Path = Path("journal")) -> list[ArchiveEntry]:
             out.append(_to_entry(archive_dir, name, None))
     return out
 
-
-# Re-exported for callers that catch archive errors in one place.
-ArchiveError = LedgerError
-LEDGER_FILE = LEDGER_NAME

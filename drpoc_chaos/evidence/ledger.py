@@ -24,7 +24,7 @@ import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -312,15 +312,19 @@ class VerifyReport:
         self.ok = False
 
     def summary(self) -> str:
+        def n(count: int, one: str, many: str) -> str:
+            return f"{count} {one if count == 1 else many}"
+
         if self.ok:
             sig = ""
             if self.signatures_checked:
-                sig = f"; {self.signed_entries} signature(s) valid for key {self.key_id}"
+                sig = f"; {n(self.signed_entries, 'signature', 'signatures')} valid for key {self.key_id}"
             elif self.signed_entries:
-                sig = f"; {self.signed_entries} signed entr(y/ies) not checked (no public key given)"
+                sig = f"; {n(self.signed_entries, 'signed entry', 'signed entries')} not checked (no public key)"
             head = f"; head seq {self.head[0]} {self.head[1]}" if self.head else ""
-            return f"OK: {self.entries} ledger entr(y/ies), {self.files} journal file(s), chain intact{sig}{head}"
-        return f"FAILED: {len(self.findings)} finding(s) in {self.archive_dir}"
+            return (f"OK: {n(self.entries, 'ledger entry', 'ledger entries')}, "
+                    f"{n(self.files, 'journal file', 'journal files')}, chain intact{sig}{head}")
+        return f"FAILED: {n(len(self.findings), 'finding', 'findings')} in {self.archive_dir}"
 
 
 def _line_subject(n: int) -> str:
@@ -469,7 +473,3 @@ def verify_archive(archive_dir: str | os.PathLike[str],
                        "lines were cut from the end or the ledger was rewritten")
     return report
 
-
-def iter_findings(reports: Iterable[VerifyReport]) -> Iterable[Finding]:
-    for r in reports:
-        yield from r.findings

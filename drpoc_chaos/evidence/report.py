@@ -55,7 +55,8 @@ h1{font-size:24px;margin:0 0 4px}h2{font-size:19px;margin:34px 0 10px;border-bot
 padding-bottom:4px}h3{font-size:16px;margin:0 0 8px}h4{font-size:14px;margin:16px 0 6px}
 table{border-collapse:collapse;width:100%;margin:6px 0 10px}th,td{border:1px solid var(--line);padding:4px 7px;
 text-align:left;vertical-align:top;overflow-wrap:break-word}th{background:#f1f3f4;font-weight:600;
-overflow-wrap:normal}.dt{white-space:nowrap}.scroll{overflow-x:auto}table.compact{font-size:12.5px}table.compact code{white-space:nowrap}
+overflow-wrap:normal}.dt{white-space:nowrap}.scroll{overflow-x:auto}table.compact{font-size:12.5px}table.compact td{overflow-wrap:anywhere}
+table.compact code,table.compact .badge,table.compact .dt{white-space:nowrap}
 table.kvt td:first-child{width:190px}td.num{text-align:right;
 font-variant-numeric:tabular-nums}
 code,.mono{font-family:ui-monospace,"SFMono-Regular",Menlo,Consolas,"Liberation Mono",monospace;font-size:12px}
@@ -63,7 +64,8 @@ code,.mono{font-family:ui-monospace,"SFMono-Regular",Menlo,Consolas,"Liberation 
 .pass{color:var(--pass);background:var(--pass-bg)}.fail{color:var(--fail);background:var(--fail-bg)}
 .warn{color:var(--warn);background:var(--warn-bg)}.na{color:var(--muted);background:#f1f3f4}
 .meta{color:var(--muted)}nav ol{columns:2;margin:6px 0}
-article.drill{border:1px solid var(--line);border-radius:6px;padding:14px 16px;margin:18px 0}
+article.drill{border:1px solid var(--line);border-radius:6px;padding:14px 16px;margin:18px 0;
+content-visibility:auto;contain-intrinsic-size:auto 2600px}
 article.drill header{display:flex;justify-content:space-between;gap:12px;align-items:baseline;flex-wrap:wrap}
 .kv{display:grid;grid-template-columns:190px 1fr;gap:2px 12px;margin:6px 0}.kv dt{color:var(--muted)}
 .kv dd{margin:0}
@@ -75,7 +77,8 @@ svg{max-width:100%;height:auto;background:#fff}
 .summary-box div{border:1px solid var(--line);border-radius:6px;padding:8px 14px;min-width:150px}
 .summary-box b{display:block;font-size:20px}
 p.nochart{color:var(--muted);font-style:italic}
-@media print{body{max-width:none;padding:0}article.drill{break-inside:avoid-page;page-break-before:always}
+@media print{body{max-width:none;padding:0}article.drill{content-visibility:visible;break-inside:avoid-page;
+page-break-before:always}
 nav{display:none}a{color:inherit;text-decoration:none}}
 """
 
@@ -363,10 +366,10 @@ def render_html(records: Sequence[DrillRecord], problems: Sequence[Problem], his
              f"<div>scenarios overdue<b>{len(history.overdue)}</b></div>"
              f"<div>problems<b>{len(problems)}</b></div></div>")
     if records:
-        o.append(_table(["started (UTC)", "scenario", "run id", "ran from", "verdict", "RTO achieved / objective",
+        o.append(_table(["started (UTC)", "scenario", "run id", "verdict", "RTO achieved / objective",
                          "lost writes", "issues", "integrity"], [
             (_dt_html(r.started), _h(r.scenario), f'<a href="#{_anchor(r)}"><code>{_h(r.run_id[:8])}</code></a>',
-             _h(r.node or "n/a"), _verdict_badge(r), _h(_rto_text(r)),
+             _verdict_badge(r), _h(_rto_text(r)),
              _h(len(r.writes.lost) if r.writes.known else "n/a"), _h(len(r.issues)), _integrity_badge(r))
             for r in records], cls="compact"))
     else:
@@ -475,9 +478,9 @@ def render_markdown(records: Sequence[DrillRecord], problems: Sequence[Problem],
     o.append(f"{history.passed} of {history.judged} judged drill(s) passed ({_pct(history.pass_rate)}); "
              f"{len(history.overdue)} scenario(s) overdue; {len(problems)} problem(s).\n")
     if records:
-        o.append(_md_table(["started (UTC)", "scenario", "run id", "ran from", "verdict", "RTO achieved / objective",
+        o.append(_md_table(["started (UTC)", "scenario", "run id", "verdict", "RTO achieved / objective",
                             "lost writes", "issues", "integrity"],
-                           [(fmt_dt(r.started), r.scenario, f"`{r.run_id[:12]}`", r.node or "n/a", r.verdict_label,
+                           [(fmt_dt(r.started), r.scenario, f"`{r.run_id[:8]}`", r.verdict_label,
                              _rto_text(r), len(r.writes.lost) if r.writes.known else "n/a", len(r.issues),
                              r.integrity) for r in records]))
     else:

@@ -179,9 +179,7 @@ def make_journal(kind: str = "pass", *, started: datetime | None = None, seed: i
             if cut is not None and t > cut:
                 break
             events.append({"name": name, "t": round(t, 2), "at": at(t)})
-        if kind == "interrupted":
-            events.append({"name": "deadman_fired", "t": round(cut, 2), "at": at(cut)})
-        else:
+        if kind != "interrupted":  # interrupted: the dead-man's switch fired (safety.deadman.fired)
             events.append({"name": "deadman_disarmed", "t": round(t_tunnel + 0.1, 2), "at": at(t_tunnel + 0.1)})
     events.append({"name": "drill_ended", "t": round(end_t, 2), "at": at(end_t)})
     events.sort(key=lambda e: e["t"])

@@ -272,15 +272,18 @@ def test_screenshot_is_a_png(rendered):
 
 
 def main(argv: list[str]) -> int:
-    """Write a screenshot of a sample report: the top of the page, or the first drill with ``--drill``."""
+    """Screenshot a sample report: the page down to the first drill's timeline, or only that drill (``--drill``)."""
     out = Path(argv[0]) if argv else Path("docs/review-screenshot.png")
     chromium = find_chromium()
     if chromium is None:
         print("Chromium is not installed", file=sys.stderr)
         return 2
     os.environ.pop("DRPOC_SIGNING_KEY_FILE", None)
+    out = out.resolve()
+    cwd = os.getcwd()
     with tempfile.TemporaryDirectory() as tmp_s:
-        tmp = Path(tmp_s)
+        os.chdir(tmp_s)  # relative input paths read better in the picture
+        tmp = Path(".")
         html = build_report(tmp)
         browser = Browser(chromium, tmp / "profile")
         try:
@@ -289,12 +292,13 @@ def main(argv: list[str]) -> int:
             if "--drill" in argv:
                 top = info["articleTop"] - 10
                 clip = {"x": 0, "y": top, "width": 1100, "height": info["chartBottom"] - top + 60}
-            else:
-                clip = {"x": 0, "y": 0, "width": 1100, "height": min(info["pageHeight"], 2600)}
+            else:  # from the top of the page to the end of the first drill's timeline
+                clip = {"x": 0, "y": 0, "width": 1100, "height": info["chartBottom"] + 60}
             browser.screenshot(out, clip)
             errors = browser.console_errors()
         finally:
             browser.close()
+            os.chdir(cwd)
     print(f"wrote {out}; console errors: {errors or 'none'}")
     return 1 if errors else 0
 

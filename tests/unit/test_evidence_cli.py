@@ -39,12 +39,12 @@ def run(fn, *args, **kwargs):
 
 def test_verify_ok_and_tampered(archive):
     code, text = run(verify_command, str(archive))
-    assert code == 0 and text.startswith("OK: 3 ledger entr") and "--expect-head" in text
+    assert code == 0 and text.startswith("OK: 3 ledger entries, 3 journal files, chain intact") and "--expect-head" in text
     victim = sorted(archive.glob("*.json"))[1]
     victim.write_bytes(victim.read_bytes().replace(b'"passed":true', b'"passed":false', 1))
     code, text = run(verify_command, str(archive))
     assert code == 1
-    assert f"FINDING [journal-modified] {victim.name}:" in text and "FAILED: 1 finding(s)" in text
+    assert f"FINDING [journal-modified] {victim.name}:" in text and "FAILED: 1 finding in" in text
 
 
 def test_verify_signatures_and_bad_key(archive, tmp_path):

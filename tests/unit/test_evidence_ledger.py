@@ -17,7 +17,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from drpoc_chaos.evidence.archive import archive_journal, list_archive, parse_archive_name
 from drpoc_chaos.evidence.ledger import (GENESIS, LEDGER_NAME, LedgerError, canonical_json, entry_hash,
-                                         generate_keypair, key_id, ledger_head, load_private_key, verify_archive)
+                                         generate_keypair, key_id, ledger_head, load_private_key, load_public_key,
+                                         verify_archive)
 from drpoc_chaos.evidence.samples import make_journal
 
 JOURNALS = Path(__file__).parent / "journals"
@@ -132,6 +133,11 @@ def test_signing_key_formats_and_env(tmp_path, keypair, monkeypatch):
                             serialization.NoEncryption())
     assert key_id(load_private_key(ssh)) == kid
     assert oct(priv.stat().st_mode & 0o777) == "0o600"
+    public = key.public_key()
+    ssh_pub = public.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    raw_pub = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    for source in (pub, ssh_pub + b" drpoc@runner\n", raw_pub, raw_pub.hex().encode(), priv):
+        assert key_id(load_public_key(source)) == kid
     monkeypatch.setenv("DRPOC_SIGNING_KEY_FILE", str(priv))
     entry = archive_journal(JOURNALS / "drpoc1_vpn_outage_passed.json", tmp_path / "arch")
     assert entry.signed and entry.key_id == kid
