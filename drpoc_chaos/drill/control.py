@@ -301,6 +301,7 @@ def _finish(journal: dict) -> None:
     sites = [_run.inv.drill.fault_site, _run.inv.drill.peer_site] if _run.inv else []
     events = _derive_events(samples, [e.to_dict() for e in d.events], sites)
     metrics = compute_metrics(samples, events, d.writes, sets, seen)
+    metrics.update(d.extra_metrics)
     objective_results = evaluate_objectives(metrics, cfg.objectives())
     extra = []
     if _run.setup_error:

@@ -125,22 +125,22 @@ def compute_metrics(samples: list[dict], events: list[dict], writes: list[WriteR
     reconnected = first_event(events, "io_reconnected")
     caught_up = first_event(events, "caught_up")
 
-    during = [w for w in writes if w.phase == "during"]
+    # "during the outage" is by time, whatever phase label a write carries: from the fault to the tunnel's return
+    end = tunnel_up if tunnel_up is not None else float("inf")
+    during = [w for w in writes if fault is not None and fault <= w.attempted_t < end]
     rows_gap = [s["source_rows"] - s["replica_rows"] for s in samples
                 if s.get("source_rows") is not None and s.get("replica_rows") is not None]
     lags = [s["heartbeat_lag"] for s in samples if s.get("heartbeat_lag") is not None]
     catch_up = _diff(caught_up, reconnected)
     apply_rate = None
-    if catch_up and catch_up > 0 and reconnected is not None:
-        # rows the replica applied between reconnecting and catching up, per second
-        at_reconnect = _sample_at(samples, reconnected)
-        at_caught = _sample_at(samples, caught_up)
-        if at_reconnect and at_caught and at_caught.get("replica_rows") is not None \
-                and at_reconnect.get("replica_rows") is not None:
-            applied = at_caught["replica_rows"] - at_reconnect["replica_rows"]
-            if applied > 0:
-                apply_rate = round(applied / max(catch_up, 0.001), 1)
-
+    if caught_up is not None and reconnected is not None:
+        # rows the replica applied per second while catching up: from the last sample before it reconnected to
+        # the first sample after it caught up
+        before = [s for s in samples if s["t"] <= reconnected and s.get("replica_rows") is not None]
+        after = [s for s in samples if s["t"] >= caught_up and s.get("replica_rows") is not None]
+        if before and after and after[0]["t"] > before[-1]["t"]:
+            applied = after[0]["replica_rows"] - before[-1]["replica_rows"]
+            apply_rate = round(applied / (after[0]["t"] - before[-1]["t"]), 1)
     lat = latencies(writes, samples)
     return {
         "detection_seconds": _diff(detected, fault),
@@ -162,16 +162,6 @@ def compute_metrics(samples: list[dict], events: list[dict], writes: list[WriteR
                          "max_seconds": round(max(lags), 3) if lags else None},
         "apply_rate_per_second": apply_rate,
     }
-
-
-def _sample_at(samples: list[dict], t: float) -> dict | None:
-    best = None
-    for s in samples:
-        if s["t"] <= t + 1e-9:
-            best = s
-        else:
-            break
-    return best if best is not None else (samples[0] if samples else None)
 
 
 def _metric(metrics: dict, path: tuple[str, ...]) -> Any:

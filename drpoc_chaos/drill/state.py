@@ -30,6 +30,7 @@ class Drill:
         self.writes: list[WriteRecord] = []
         self.fault_injected = False
         self.tunnel_restored = False
+        self.extra_metrics: dict = {}  # scenario-specific figures, merged into the journal's metrics
         self._lock = threading.Lock()
         self._seq = 0
 

@@ -45,6 +45,14 @@ charon {{
     retransmit_tries = 3
     retransmit_base = 1.4
     install_virtual_ip = no
+    filelog {{
+        lab {{
+            path = /run/charon.log
+            time_format = %b %e %T
+            default = 1
+            ike = 1
+        }}
+    }}
     plugins {{
         include strongswan.d/charon/*.conf
         kernel-libipsec {{
@@ -147,8 +155,13 @@ table inet drpoc_wan {
     counter udp_500 { }
     counter udp_4500 { }
     counter other { }
+    counter ike_init_dropped { }
+    # (initiator, responder) pairs whose new IKE_SA_INIT requests are dropped, with a timeout: the lab's way to
+    # emulate a gateway behind NAT that accepts no inbound IKE (the seed's one-sided recovery symptom)
+    set ike_init_blocked { type ipv4_addr . ipv4_addr; flags timeout; }
     chain forward {
         type filter hook forward priority 0; policy accept;
+        ip saddr . ip daddr @ike_init_blocked udp dport 500 @th,208,8 34 @th,216,8 & 0x28 == 0x08 counter name "ike_init_dropped" drop
         tcp dport 3306 counter name "tcp_3306"
         tcp sport 3306 counter name "tcp_3306"
         udp dport 500 counter name "udp_500" accept

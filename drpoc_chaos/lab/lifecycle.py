@@ -48,11 +48,12 @@ class Lab:
         return run(enter_command(host, self.paths) + cmd, input=input, check=check, timeout=timeout,
                    what=f"lab host {host}")
 
-    def sql(self, host: str, sql: str, *, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess:
+    def sql(self, host: str, sql: str, *, check: bool = True, timeout: float = 30,
+            column_names: bool = False) -> subprocess.CompletedProcess:
         # root over the unix socket inside the host, the way an operator logged into the box runs it;
         # the SQL (which may carry passwords) goes through stdin, never the command line.
-        return self.exec_in(host, ["mariadb", "--batch", "--skip-column-names"], input=sql, check=check,
-                            timeout=timeout)
+        cmd = ["mariadb", "--batch"] + ([] if column_names else ["--skip-column-names"])
+        return self.exec_in(host, cmd, input=sql, check=check, timeout=timeout)
 
     def secret(self, name: str) -> str:
         return (self.paths.secrets / name).read_text().strip()
@@ -444,7 +445,7 @@ class Lab:
     def replica_state(self) -> dict:
         from ..replication.status import ReplicaStatusParseError, parse_replica_status_text
         host = DATABASES["onprem"]["host"]
-        r = self.sql(host, "SHOW REPLICA STATUS\\G", check=False, timeout=10)
+        r = self.sql(host, "SHOW REPLICA STATUS\\G", check=False, timeout=10, column_names=True)
         if r.returncode != 0:
             return {"io": None, "sql": None, "error": (r.stderr or "").strip()[:200]}
         try:

@@ -18,7 +18,7 @@ from ..drill.metrics import WriteRecord
 from .probes import PING_TABLE, dialect_of, read_replica_status
 
 __all__ = ["ensure_ping_table", "write_ping", "write_burst", "restart_replica", "set_replica_connect_retry",
-           "wait_for_replica", "wait_for_catch_up"]
+           "restore_replica_connect_retry", "unstick_replica", "wait_for_replica", "wait_for_catch_up"]
 
 MSG_MAX = 50  # the seed's msg VARCHAR(50)
 
@@ -183,22 +183,88 @@ def restart_replica(configuration: Mapping | None = None, secrets: Mapping | Non
             "sql": st.sql_running if st else None}
 
 
+# the connect retry a drill changed, to put back afterwards (per process: one drill runs per process)
+_saved_connect_retry: dict[str, int] = {}
+
+
 @activity
 def set_replica_connect_retry(seconds: int, configuration: Mapping | None = None,
                               secrets: Mapping | None = None) -> dict[str, Any]:
     """Set the replica's connect retry interval (MASTER_CONNECT_RETRY / SOURCE_CONNECT_RETRY), restarting the
-    replica threads around it. Returns the previous value so a rollback can restore it."""
+    replica threads around it. The previous value is remembered for `restore_replica_connect_retry`."""
     inv = inventory(configuration)
     dialect = dialect_of(inv.replica, inv, secrets)
     before = read_replica_status(inv, secrets)
     if before is None:
         raise ActivityFailed(f"{inv.replica.host}: replication is not configured; nothing to change")
+    _saved_connect_retry.setdefault(str(inv.path), before.connect_retry)
     sql(inv.replica, inv, dialect.stop, secrets=secrets)
     try:
-        sql(inv.replica, inv, dialect.set_connect_retry(seconds), secrets=secrets)
+        sql(inv.replica, inv, dialect.set_connect_retry(int(seconds)), secrets=secrets)
     finally:
         sql(inv.replica, inv, dialect.start, secrets=secrets)
     return {"previous": before.connect_retry, "now": int(seconds)}
+
+
+@activity
+def restore_replica_connect_retry(configuration: Mapping | None = None,
+                                  secrets: Mapping | None = None) -> dict[str, Any]:
+    """Put back the connect retry that `set_replica_connect_retry` replaced in this process (idempotent: does nothing
+    when nothing was changed)."""
+    inv = inventory(configuration)
+    previous = _saved_connect_retry.pop(str(inv.path), None)
+    if previous is None:
+        return {"restored": False}
+    dialect = dialect_of(inv.replica, inv, secrets)
+    sql(inv.replica, inv, dialect.stop, secrets=secrets)
+    try:
+        sql(inv.replica, inv, dialect.set_connect_retry(previous), secrets=secrets)
+    finally:
+        sql(inv.replica, inv, dialect.start, secrets=secrets)
+    return {"restored": True, "connect_retry": previous}
+
+
+@activity
+def unstick_replica(observe_seconds: float = 3, timeout: float = 60, configuration: Mapping | None = None,
+                    secrets: Mapping | None = None) -> dict[str, Any]:
+    """With the tunnel back, show the replica still `Connecting` for `observe_seconds` (the symptom), then apply the
+    seed's fix — STOP REPLICA; START REPLICA — and measure how fast it reconnects.
+
+    Waiting instead would take until the IO thread's next attempt: at most connect_retry + net_timeout seconds after
+    the tunnel's return (an attempt started just before then times out first), about half that on average.
+    Returns the measured reconnect time and the time saved against both. Raises ActivityFailed when the replica
+    reconnects by itself during the observation (connect retry too short to show the symptom) or not at all.
+    """
+    inv = inventory(configuration)
+    d = drill.current()
+    t_start = time.monotonic()
+    while time.monotonic() - t_start < float(observe_seconds):
+        st = read_replica_status(inv, secrets)
+        if st is not None and st.io_running == "Yes":
+            raise ActivityFailed(f"replica {inv.replica.host} reconnected by itself {time.monotonic() - t_start:.1f}s "
+                                 f"after the tunnel came back: raise stuck_connect_retry_seconds to show the symptom")
+        time.sleep(0.1)
+    st = read_replica_status(inv, secrets)
+    retry = st.connect_retry if st else None
+    net_timeout = int(sql(inv.replica, inv, "SELECT @@GLOBAL.slave_net_timeout AS t", secrets=secrets)[0]["t"])
+    tunnel_up_t = next((e.t for e in d.events if e.name == "tunnel_up"), None) if d else None
+    stuck_for = (d.t() - tunnel_up_t) if d and tunnel_up_t is not None else float(observe_seconds)
+    restart_replica(configuration=configuration, secrets=secrets)
+    t_restart = time.monotonic()
+    waited = wait_for_replica("Yes", timeout=timeout, configuration=configuration, secrets=secrets)
+    reconnect = time.monotonic() - t_restart
+    since_tunnel_up = stuck_for + reconnect
+    worst = (retry or 0) + net_timeout
+    result = {"stuck_observed_seconds": round(stuck_for, 3), "connect_retry": retry, "net_timeout": net_timeout,
+              "reconnect_after_restart_seconds": round(reconnect, 3),
+              "reconnect_after_tunnel_up_seconds": round(since_tunnel_up, 3),
+              "waiting_would_take_up_to_seconds": worst,
+              "time_saved_up_to_seconds": round(max(0.0, worst - since_tunnel_up), 3),
+              "time_saved_expected_seconds": round(max(0.0, worst / 2 - since_tunnel_up), 3),
+              "io": waited["state"]}
+    if d is not None:
+        d.extra_metrics["stuck_replica"] = result
+    return result
 
 
 _IO_STATES = {"Yes", "No", "Connecting"}

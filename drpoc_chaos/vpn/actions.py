@@ -64,22 +64,29 @@ def tunnel_down(site: str, connection: str | None = None, fault: bool = True, ve
 
 
 @activity
-def tunnel_up(site: str, connection: str | None = None, timeout: float = 30, require_up: bool = True,
+def tunnel_up(site: str, connection: str | None = None, timeout: float = 30, expect: str = "up",
               configuration: Mapping | None = None, secrets: Mapping | None = None) -> dict[str, Any]:
-    """`sudo -n ipsec up <connection>` on the gateway of `site` only, then wait up to `timeout` s for the tunnel.
+    """`sudo -n ipsec up <connection>` on the gateway of `site` only, then check the tunnel.
 
-    Returns {"step": …, "state": …, "established": bool}; the step includes what `ipsec` said (e.g. "peer not
-    responding" when IKE_SA_INIT retransmits go unanswered). With `require_up=False` a tunnel that stays down is
-    reported, not raised — for scenarios that demonstrate a failing one-sided recovery.
+    `expect="up"` (default): wait up to `timeout` s for the tunnel; raise ActivityFailed if it does not come up.
+    `expect="down"`: the scenario demonstrates a failing one-sided recovery — raise ActivityFailed if the tunnel did
+    come up (the symptom was not reproduced). `expect="any"`: report only. Returns {"step", "state",
+    "established"}; the step holds what `ipsec` said ("peer not responding", retransmits, …).
     """
+    if expect not in ("up", "down", "any"):
+        raise ActivityFailed("tunnel_up: expect must be 'up', 'down' or 'any'")
     inv = inventory(configuration)
     conn = connection_name(inv, site, connection)
-    step = _ipsec(inv, site, "up", conn, timeout=max(timeout, 30))
-    states = _wait_state(inv, [site], "up", timeout if require_up else 0.5, connection)
+    step = _ipsec(inv, site, "up", conn, timeout=max(timeout, 120))
+    states = _wait_state(inv, [site], "up", timeout if expect == "up" else 0.5, connection)
     ok = states[site] == "up"
-    if not ok and require_up:
+    said = "; ".join(step["said"]["messages"][-3:])
+    if expect == "up" and not ok:
         raise ActivityFailed(f"{step['host']}: tunnel {conn} not up {timeout:g}s after `ipsec up` "
-                             f"(state {states[site]}; ipsec said: {'; '.join(step['said']['messages'][-3:])})")
+                             f"(state {states[site]}; ipsec said: {said})")
+    if expect == "down" and ok:
+        raise ActivityFailed(f"{step['host']}: the one-sided `ipsec up {conn}` established the tunnel: the "
+                             f"expected failure was not reproduced (ipsec said: {said})")
     return {"step": step, "state": states[site], "established": ok}
 
 
