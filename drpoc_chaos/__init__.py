@@ -1,7 +1,28 @@
 """drpoc-chaos: disaster-recovery drills for MySQL/MariaDB replication over a strongSwan VPN.
 
-The package is also a Chaos Toolkit extension: `discover()` lists every probe and action.
+The package is also a Chaos Toolkit extension: `discover()` lists every probe and action
+(`chaos discover --no-install drpoc-chaos`).
 """
 from __future__ import annotations
 
 __version__ = "0.1.0"
+
+# every module that exports activities, with the kind each one exports
+ACTIVITY_MODULES = (
+    ("drpoc_chaos.vpn.probes", "probe"),
+    ("drpoc_chaos.vpn.actions", "action"),
+    ("drpoc_chaos.replication.probes", "probe"),
+    ("drpoc_chaos.replication.actions", "action"),
+    ("drpoc_chaos.drill.actions", "action"),
+    ("drpoc_chaos.lab.faults", "action"),
+)
+
+
+def discover(discover_system: bool = True) -> dict:
+    """Describe this extension and its activities for `chaos discover`."""
+    from chaoslib.discovery.discover import discover_activities, initialize_discovery_result
+
+    discovery = initialize_discovery_result("drpoc-chaos", __version__, "drpoc")
+    for module, kind in ACTIVITY_MODULES:
+        discovery["activities"].extend(discover_activities(module, kind))
+    return discovery

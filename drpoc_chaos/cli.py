@@ -97,6 +97,13 @@ def _lab_exec(args: argparse.Namespace) -> int:
     return 127  # not reached
 
 
+def _recover(args: argparse.Namespace) -> int:
+    from .drill.recover import recover
+    out = recover(args.inventory, timeout=args.timeout, release_lock=not args.keep_lock,
+                  say=lambda m: print(m, flush=True))
+    return 0 if out["ok"] else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="drpoc", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -125,16 +132,38 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("host", choices=LAB_HOST_NAMES)
     ex.add_argument("command", nargs=argparse.REMAINDER)
     ex.set_defaults(func=_lab_exec)
+
+    rec = sub.add_parser("recover", help="restore the tunnel (seed order) and the replica after a drill went wrong; "
+                                         "disarms the dead-man's switch and releases the drill lock; re-runnable")
+    rec.add_argument("--inventory", help="inventory file (default: $DRPOC_INVENTORY, then the lab's)")
+    rec.add_argument("--timeout", type=float, default=90, help="seconds to get the tunnel back (default 90)")
+    rec.add_argument("--keep-lock", action="store_true", help="leave the drill lock in place")
+    rec.set_defaults(func=_recover)
+
+    from .evidence.cli import add_review_parser, add_verify_parser
+    add_review_parser(sub)
+    add_verify_parser(sub)
+    try:
+        from .scheduling import add_drill_parser, add_schedule_parser
+    except ImportError:  # the scheduling extra is optional
+        pass
+    else:
+        add_schedule_parser(sub)
+        add_drill_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from chaoslib.exceptions import ActivityFailed
+
+    from .inventory import InventoryError
     from .lab.system import LabError
+    from .remote import RemoteError
     try:
         return args.func(args)
-    except LabError as exc:
+    except (LabError, InventoryError, RemoteError, ActivityFailed) as exc:
         _print(f"drpoc: {exc}")
         return 1
     except KeyboardInterrupt:

@@ -158,6 +158,17 @@ def before_activity_control(context: dict, configuration: Mapping | None = None,
     _run.drill.event("deadman_armed", host=host.name, seconds=_run.cfg.max_outage_seconds)
 
 
+def after_activity_control(context: dict, state: dict, configuration: Mapping | None = None,
+                           secrets: Mapping | None = None, **kwargs) -> None:
+    """Make SIGTERM stop the run. Chaos Toolkit turns SIGTERM into InterruptExecution in the main thread, but when
+    that lands inside a Python activity the provider wraps it as an ordinary activity failure and the method goes on
+    (a held outage would continue). Re-raised here, it interrupts the run; the tunnel is then restored below."""
+    exc = " ".join((state or {}).get("exception") or []) if isinstance(state, dict) else ""
+    if "InterruptExecution" in exc:
+        name = (context or {}).get("name", "?")
+        raise InterruptExecution(f"interrupted during '{name}': {exc.strip().splitlines()[-1][:200]}")
+
+
 class _DeferSignals:
     """Hold SIGINT/SIGTERM while the control restores the tunnel: a second Ctrl-C must not leave it down."""
 

@@ -6,7 +6,8 @@ the fault-side gateway (the host the fault is injected on), so they hold even wh
   is taken over with a warning.
 - The dead-man's switch is a detached shell on the gateway (`setsid`), armed before the fault: after `max_outage`
   seconds it brings the tunnel back from that side (`ipsec down` + `ipsec up`, retried until the CHILD_SA is
-  INSTALLED), marks that it fired, and removes the lock. A normal recovery disarms it (kills its process group).
+  INSTALLED), marks that it fired, and removes the lock. A normal recovery disarms it: it kills its process group
+  with `pkill -g` (dash's `kill` takes no `--`, so `kill -- -PGID` silently fails under /bin/sh).
 """
 from __future__ import annotations
 
@@ -98,7 +99,7 @@ def arm_deadman(host: SshHost, connection: str, seconds: float, run_id: str) -> 
 def disarm_deadman(host: SshHost, run_id: str | None = None) -> dict[str, Any]:
     """Stop the switch (this run's, or any with run_id=None). Reports whether it had already fired."""
     match = f"grep -q {shlex.quote(run_id)} {DEADMAN_PID} && " if run_id else ""
-    script = (f"if [ -f {DEADMAN_PID} ]; then {match}kill -TERM -- -$(cut -d' ' -f1 {DEADMAN_PID}) 2>/dev/null; "
+    script = (f"if [ -f {DEADMAN_PID} ]; then {match}pkill -TERM -g $(cut -d' ' -f1 {DEADMAN_PID}); "
               f"rm -f {DEADMAN_PID}; echo disarmed; fi; "
               f"if [ -f {DEADMAN_FIRED} ]; then echo fired $(cat {DEADMAN_FIRED}); fi")
     r = run(host, ["sh", "-c", script + "; true"], sudo=True)

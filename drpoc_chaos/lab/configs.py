@@ -26,6 +26,8 @@ conn {CONNECTION}
     forceencaps=yes
     dpddelay=10s
     dpdaction=restart
+    # one keying try (default 3): a failing initiation gives up after one round of retransmits (~14 s), not ~45 s
+    keyingtries=1
     auto={g['auto']}
 """
 
