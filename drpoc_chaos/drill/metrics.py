@@ -13,7 +13,7 @@ SCHEMA = "drpoc.journal/1"
 # objective name -> (metric path in the metrics dict, human label); objectives are upper bounds
 OBJECTIVES = {
     "rpo_seconds": (("rpo_exposure", "max_seconds"), "RPO: data not yet on the replica (s)"),
-    "rto_seconds": (("recovery_time_seconds",), "RTO: recovery start to replica caught up (s)"),
+    "rto_seconds": (("rto_seconds",), "RTO: recovery start to replica caught up (s)"),
     "detection_seconds": (("detection_seconds",), "outage detected by the replica within (s)"),
     "tunnel_recovery_seconds": (("tunnel_recovery_seconds",), "tunnel re-established within (s)"),
     "catch_up_seconds": (("catch_up_seconds",), "replica caught up after reconnecting within (s)"),
@@ -148,7 +148,7 @@ def compute_metrics(samples: list[dict], events: list[dict], writes: list[WriteR
         "tunnel_recovery_seconds": _diff(tunnel_up, recovery),
         "replica_reconnect_seconds": _diff(reconnected, tunnel_up),
         "catch_up_seconds": catch_up,
-        "recovery_time_seconds": _diff(caught_up, recovery),
+        "rto_seconds": _diff(caught_up, recovery),  # recovery started -> replica caught up
         "writes_during_outage": {
             "attempted": len(during),
             "acknowledged": sum(1 for w in during if w.acked_t is not None),

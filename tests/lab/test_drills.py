@@ -86,7 +86,7 @@ def assert_passing_drill(r: subprocess.CompletedProcess, journal: dict, tmp_path
     assert m["lost_writes"] == 0 and m["unexpected_writes"] == 0 and m["duplicated_writes"] == 0
     assert d["writes"]["acknowledged"] == d["writes"]["observed"] > 0
     for key in ("detection_seconds", "outage_seconds", "tunnel_recovery_seconds", "replica_reconnect_seconds",
-                "catch_up_seconds", "recovery_time_seconds"):
+                "catch_up_seconds", "rto_seconds"):
         assert m[key] is not None and m[key] >= 0, key
     samples = d["timeline"]["samples"]
     gaps = sorted(b["t"] - a["t"] for a, b in zip(samples, samples[1:]))
