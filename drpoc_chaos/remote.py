@@ -236,7 +236,7 @@ class SshPool:
                 raise
             raise error from exc
         transport = client.get_transport()
-        if transport is not None and isinstance(transport.sock, socket.socket):
+        if isinstance(getattr(transport, "sock", None), socket.socket):
             # paramiko leaves Nagle on: with delayed ACKs every short command then waits ~40 ms for its reply
             transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return client

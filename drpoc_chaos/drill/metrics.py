@@ -226,7 +226,9 @@ def verdict(journal: dict, *, fault_injected: bool, expect_outage: bool, outage_
         reasons.append(f"{len(sets['unexpected'])} unexpected row(s) on the replica")
     if sets is not None and sets["duplicated"]:
         reasons.append(f"{len(sets['duplicated'])} write(s) duplicated on the replica")
-    for r in objective_results:
+    # objectives mean something only for a drill that ran: a precondition failure or an abort already says it all
+    judged = objective_results if status not in ("precondition-failed", "aborted") else []
+    for r in judged:
         if not r["passed"] and r["name"] != "max_lost_writes":
             reasons.append(f"objective missed: {r['label']}: achieved {r['achieved']} > objective {r['objective']}"
                            if r["achieved"] is not None else f"objective not measured: {r['label']}")
