@@ -5,6 +5,7 @@ written once but seen more than once. Times are seconds since the drill started 
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
@@ -72,7 +73,7 @@ def quantiles(values: list[float]) -> dict:
 
     def q(p: float) -> float:
         # nearest-rank: honest for small samples (no interpolation between writes)
-        k = max(0, min(len(s) - 1, int(round(p * len(s) + 0.5)) - 1))
+        k = max(0, min(len(s) - 1, math.ceil(p * len(s) - 1e-9) - 1))
         return round(s[k], 3)
 
     return {"p50": q(0.50), "p95": q(0.95), "p99": q(0.99), "max": round(s[-1], 3), "count": len(s)}

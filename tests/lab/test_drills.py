@@ -253,3 +253,35 @@ def test_sigkill_dead_mans_switch_restores_tunnel(healthy_lab, tmp_path):
         r = subprocess.run(DRPOC + ["recover"], capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, r.stdout + r.stderr
         assert "tunnel onprem-aws: already up" in r.stdout or "recovered" in r.stdout
+
+
+def test_no_secret_in_any_journal_report_or_log(healthy_lab, tmp_path):
+    """The lab's passwords, PSK and private key appear nowhere a drill writes: journals (as run and archived),
+    the review report, Chaos Toolkit's log, the lab's own logs."""
+    journal = tmp_path / "j.json"
+    env = dict(os.environ, DRPOC_ARCHIVE_DIR=str(tmp_path / "archive"))
+    cmd = [c for c in chaos_cmd("vpn_outage", journal) if c != "--no-log-file"]
+    r = subprocess.run(cmd[:1] + ["--verbose"] + cmd[1:], capture_output=True, text=True, timeout=300, env=env,
+                       cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    review = subprocess.run(DRPOC + ["review", str(tmp_path / "archive"), "--out", str(tmp_path / "reports")],
+                            capture_output=True, text=True, timeout=120)
+    assert review.returncode == 0, review.stdout + review.stderr
+    p = Paths()
+    secrets = {name: (p.secrets / name).read_text().strip() for name in ("mysql_password", "repl_password", "psk")}
+    key_lines = [l for l in p.client_key.read_text().splitlines() if not l.startswith("-----")]
+    secrets.update({f"private key line {i}": l for i, l in enumerate(key_lines) if len(l) >= 16})
+    texts = {"chaos stdout": r.stdout, "chaos stderr": r.stderr, "review output": review.stdout + review.stderr}
+    files = [journal, tmp_path / "chaostoolkit.log", *(tmp_path / "archive").iterdir(),
+             *(tmp_path / "reports").iterdir(), *p.run.glob("*.log")]
+    assert (tmp_path / "chaostoolkit.log").exists()
+    for f in files:
+        texts[str(f)] = f.read_text(errors="replace")
+    for host in ("aws-vpn", "onprem-vpn"):
+        texts[f"charon log on {host}"] = on(host, "cat", "/run/charon.log", check=False).stdout
+    for host in ("aws-db", "onprem-db"):
+        texts[f"MariaDB error log on {host}"] = (p.datadir(host) / "error.log").read_text(errors="replace")
+    assert len(texts) > 10
+    for where, text in texts.items():
+        for name, value in secrets.items():
+            assert value not in text, f"{name} found in {where}"
