@@ -14,9 +14,11 @@ CHAOS := $(BIN)/chaos --no-version-check --no-log-file
 demo: system-packages venv  ## install, bring the lab up, run the seed drill, write the report
 	$(BIN)/drpoc lab up
 	$(BIN)/drpoc lab status
-	$(CHAOS) run experiments/vpn_outage.yaml --journal-path .state/demo-journal.json || true
-	$(BIN)/drpoc review journal/ --out reports/
-	@echo; echo "Report: reports/drpoc-review.html (and .md). The lab stays up: 'make lab-down' removes it."
+	@mkdir -p .state
+	@rc=0; $(CHAOS) run experiments/vpn_outage.yaml --journal-path .state/demo-journal.json || rc=$$?; \
+	$(BIN)/drpoc review journal/ --out reports/; \
+	echo; echo "Report: reports/drpoc-review.html (and .md). The lab stays up: 'make lab-down' removes it."; \
+	exit $$rc
 
 test: system-packages test-packages venv  ## everything the tests need, then all the tests (the lab ones included)
 	$(BIN)/pytest -q -ra
