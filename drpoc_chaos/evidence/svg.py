@@ -117,7 +117,8 @@ def _lane_fields(rec: DrillRecord) -> list[tuple[str, str]]:
     for k in keys:
         site = k[: -len("_tunnel")]
         gw = rec.scope.gateways.get(site)
-        lanes.append((k, f"{site} tunnel" + (f" ({gw})" if gw else "")))
+        # the host name only: "aws-vpn 127.0.0.1:2201" does not fit the lane label column
+        lanes.append((k, f"{site} tunnel" + (f" ({gw.split()[0]})" if gw else "")))
     lanes += [("io", "replica IO thread"), ("sql", "replica SQL thread")]
     return lanes
 
