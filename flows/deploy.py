@@ -1,0 +1,45 @@
+"""Apply the deployments of flows/prefect.yaml (the one place they are defined) to the Prefect API.
+
+    .venv/bin/python flows/deploy.py [--prefect-file flows/prefect.yaml] [--dry-run]
+
+Uses the server in PREFECT_API_URL (`drpoc schedule up` runs this with its local server's). Creates the `process`
+work pool if missing, then creates or updates each deployment: schedules (cron + timezone), parameters, pool,
+concurrency limit. Idempotent: re-running replaces the schedules and recreates the future scheduled runs.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from drpoc_chaos.scheduling import PREFECT_FILE, REPO_ROOT, apply_deployments, load_deployment_specs, next_fire_times
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="flows/deploy.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--prefect-file", type=Path, default=PREFECT_FILE)
+    parser.add_argument("--dry-run", action="store_true", help="print the deployments and next fire times only")
+    args = parser.parse_args(argv)
+    try:
+        specs = load_deployment_specs(args.prefect_file)
+    except (OSError, ValueError) as exc:
+        print(f"flows/deploy.py: {exc}", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        for spec in specs:
+            print(f"{spec.name} ({spec.entrypoint})  pool={spec.work_pool}  "
+                  f"concurrency={spec.concurrency_limit} {spec.collision_strategy or ''}")
+            for s in spec.schedules:
+                times = next_fire_times(s["cron"], s["timezone"], s["day_or"], n=3)
+                print(f"  {s['cron']} ({s['timezone']}{'' if s['day_or'] else ', day AND weekday'}): next "
+                      + ", ".join(t.isoformat() for t in times))
+        return 0
+    ids = apply_deployments(specs, repo=REPO_ROOT)
+    for spec, (name, dep_id) in zip(specs, ids.items()):
+        scheds = ", ".join(f"{s['cron']} {s['timezone']}" for s in spec.schedules) or "no schedule"
+        print(f"{name}  [{scheds}]  pool {spec.work_pool}  id {dep_id}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
