@@ -143,13 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .evidence.cli import add_review_parser, add_verify_parser
     add_review_parser(sub)
     add_verify_parser(sub)
-    try:
-        from .scheduling import add_drill_parser, add_schedule_parser
-    except ImportError:  # the scheduling extra is optional
-        pass
-    else:
-        add_schedule_parser(sub)
-        add_drill_parser(sub)
+    from .scheduling import add_drill_parser, add_schedule_parser
+    add_schedule_parser(sub)
+    add_drill_parser(sub)
     return parser
 
 
