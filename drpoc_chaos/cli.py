@@ -165,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _print("drpoc: interrupted")
         return 130
+    except BrokenPipeError:  # `drpoc lab status | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

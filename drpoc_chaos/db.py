@@ -96,9 +96,11 @@ def _fix(code: int | None, endpoint: MysqlEndpoint, verb: str) -> str:
                 f"REPLICATION SLAVE ADMIN or SUPER for STOP/START REPLICA)")
     if code == ER.NO_SUCH_TABLE:  # 1146
         return f"create the table (the drill's setup step does) or check `database` ({db})"
-    if code == ER.PARSE_ERROR:  # 1064
+    if code == ER.PARSE_ERROR and "REPLICA" in verb.upper():  # 1064 on the new replication words
         return ("the server does not understand this syntax: SHOW REPLICA STATUS / START REPLICA need MySQL "
                 "8.0.22+ or MariaDB 10.5.1+ (older servers: SHOW SLAVE STATUS)")
+    if code == ER.PARSE_ERROR:
+        return "the statement is not valid SQL for this server: check the table name and arguments given"
     if code in (ER.OPTION_PREVENTS_STATEMENT, 1836):  # 1290 read_only, 1836 read-only transaction
         return "the server is read-only: writes go to the source — check the roles in the inventory"
     if code in (ER.LOCK_WAIT_TIMEOUT, ER.LOCK_DEADLOCK):
@@ -168,7 +170,7 @@ def connect(endpoint: MysqlEndpoint, inventory: Inventory, secrets: Mapping | No
 
 def _endpoint_key(endpoint: MysqlEndpoint) -> tuple:
     return (endpoint.site, endpoint.role, endpoint.address, endpoint.port, endpoint.via, endpoint.user,
-            endpoint.database)
+            endpoint.database, tuple(sorted((endpoint.password_ref or {}).items())))
 
 
 class DbPool:

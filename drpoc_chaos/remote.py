@@ -117,7 +117,8 @@ class SshPool:
 
     @staticmethod
     def _key(host: SshHost) -> tuple:
-        return (host.name, host.address, host.port, host.user)
+        # everything that decides whom we trust and how we log in: a changed known_hosts or key is a new connection
+        return (host.name, host.address, host.port, host.user, host.key_file, host.known_hosts, host.jump)
 
     def _lock_for(self, key: tuple) -> threading.RLock:
         with self._lock:

@@ -6,11 +6,13 @@ from typing import Any, Mapping
 
 from chaoslib.exceptions import ActivityFailed
 
+from ..activity import activity
 from . import state as drill
 
 __all__ = ["hold_outage"]
 
 
+@activity
 def hold_outage(seconds: float, configuration: Mapping | None = None,
                 secrets: Mapping | None = None) -> dict[str, Any]:
     """Keep the fault in place until `seconds` have passed since it was injected (measured from the drill's

@@ -72,7 +72,7 @@ class DrillConfig:
             v = cfg[f.name]
             kind = str(f.type)
             if "bool" in kind:
-                v = v if isinstance(v, bool) else str(v).strip().lower() in ("1", "true", "yes", "on")
+                v = _boolean(f.name, v)
             elif "int" in kind and "float" not in kind:
                 v = int(v)
             elif "float" in kind:
@@ -89,6 +89,18 @@ class DrillConfig:
                 "detection_seconds": self.objective_detection_seconds,
                 "tunnel_recovery_seconds": self.objective_tunnel_recovery_seconds,
                 "catch_up_seconds": self.objective_catch_up_seconds, "max_lost_writes": self.max_lost_writes}
+
+
+def _boolean(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    # a typo must not silently turn a safety off (deadman: "ture")
+    raise ValueError(f"configuration {name}: {value!r} is not a boolean (use true or false)")
 
 
 class _Run:
@@ -111,12 +123,26 @@ _run = _Run()
 
 def before_experiment_control(context: dict, configuration: Mapping | None = None,
                               secrets: Mapping | None = None, **kwargs) -> None:
+    """Set the drill up; anything unexpected stops the run here (Chaos Toolkit would otherwise log a failing
+    control and go on — a drill without its control must never reach the fault)."""
     global _run
     _run = _Run()
+    try:
+        _setup(configuration, secrets)
+    except InterruptExecution:
+        raise
+    except Exception as exc:  # noqa: BLE001 — fail safe: no fault without a drill
+        _run.setup_error = f"{type(exc).__name__}: {exc}"
+        if _run.cfg is None:
+            _run.cfg = DrillConfig()
+        raise InterruptExecution(f"drill not started: {_run.setup_error}") from None
+
+
+def _setup(configuration: Mapping | None, secrets: Mapping | None) -> None:
+    _run.drill = d = drill_state.start()
+    d.event("drill_started")
     cfg = DrillConfig.from_configuration(configuration)
     _run.cfg, _run.secrets = cfg, secrets
-    d = _run.drill = drill_state.start()
-    d.event("drill_started")
     try:
         _run.inv = inventory(configuration)
     except InventoryError as exc:

@@ -88,6 +88,8 @@ pid-file = /run/mysqld/mysqld.pid
 log_error = {datadir}/error.log
 bind-address = 0.0.0.0
 skip-name-resolve
+character-set-server = utf8mb4
+collation-server = utf8mb4_general_ci
 server_id = {server_id}
 log_bin = mysql-bin
 binlog_format = ROW

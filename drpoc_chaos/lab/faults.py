@@ -47,6 +47,9 @@ def block_inbound_ike(from_site: str = "aws", to_site: str = "onprem", seconds: 
     `enabled=False` does nothing (for real sites)."""
     if not _require_lab(configuration, enabled):
         return {"enabled": False}
+    for site in (from_site, to_site):
+        if site not in GATEWAYS:
+            raise ActivityFailed(f"block_inbound_ike: the lab has no site {site!r} (sites: {', '.join(GATEWAYS)})")
     src, dst = GATEWAYS[from_site]["wan_ip"], GATEWAYS[to_site]["wan_ip"]
     _nft("add", "element", "inet", "drpoc_wan", "ike_init_blocked", f"{{ {src} . {dst} timeout {int(seconds)}s }}")
     return {"enabled": True, "blocked": f"IKE_SA_INIT {src} -> {dst}", "lapses_after_seconds": int(seconds)}

@@ -192,6 +192,12 @@ def set_replica_connect_retry(seconds: int, configuration: Mapping | None = None
                               secrets: Mapping | None = None) -> dict[str, Any]:
     """Set the replica's connect retry interval (MASTER_CONNECT_RETRY / SOURCE_CONNECT_RETRY), restarting the
     replica threads around it. The previous value is remembered for `restore_replica_connect_retry`."""
+    try:
+        seconds = int(seconds)
+    except (TypeError, ValueError):
+        raise ActivityFailed(f"set_replica_connect_retry: seconds must be an integer, not {seconds!r}") from None
+    if seconds < 1:
+        raise ActivityFailed("set_replica_connect_retry: seconds must be at least 1")
     inv = inventory(configuration)
     dialect = dialect_of(inv.replica, inv, secrets)
     before = read_replica_status(inv, secrets)

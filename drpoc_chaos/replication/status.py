@@ -72,7 +72,8 @@ _REQUIRED = (
 )
 # Columns only MariaDB has.
 _MARIADB_MARKERS = ("Using_Gtid", "Gtid_IO_Pos", "Gtid_Slave_Pos", "Parallel_Mode", "Slave_DDL_Groups")
-_IO_STATES = ("Yes", "No", "Connecting")
+# MariaDB shows "Preparing" for a few ms while the IO thread (re)connects: not running yet, not an error
+_IO_STATES = ("Yes", "No", "Connecting", "Preparing")
 _SQL_STATES = ("Yes", "No")
 
 

@@ -50,6 +50,11 @@ def tunnel_down(site: str, connection: str | None = None, fault: bool = True, ve
     """
     inv = inventory(configuration)
     conn = connection_name(inv, site, connection)
+    known = [c.name for c in read_status(inv, site).connections]
+    if known and conn not in known:
+        # `ipsec down <typo>` exits 0 and does nothing: the drill would believe a fault that never happened
+        raise ActivityFailed(f"{inv.gateway(site).host}: no connection {conn!r} in `ipsec statusall` (known: "
+                             f"{', '.join(sorted(set(known)))}): fix `connection` in the inventory or experiment")
     step = _ipsec(inv, site, "down", conn)
     if fault:
         d = drill.current()

@@ -22,11 +22,28 @@ def read_status(inv, site: str, tool: str = "ipsec", pool=None) -> VpnStatus:
         raise ValueError(f"unknown status tool {tool!r}: use 'ipsec' or 'swanctl'")
     cmd, parse = _TOOLS[tool]
     host = gateway_host(inv, site)
-    result = run(host, cmd, sudo=True, check=True, **({"pool": pool} if pool else {}))
+    # not check=True: `ipsec statusall` exits non-zero when charon is not running, and the parser's message
+    # (e.g. "is charon running?") is more useful than a bare exit status
+    result = run(host, cmd, sudo=True, **({"pool": pool} if pool else {}))
+    said = _first_error_line(result.stderr)
     try:
-        return parse(result.stdout)
+        status = parse(result.stdout)
     except ValueError as exc:
-        raise ValueError(f"{host.name}: could not read `{' '.join(cmd)}`: {exc}") from None
+        if result.exit_status != 0:
+            exc = "is strongSwan's charon running on this gateway?"
+        raise ValueError(f"{host.name}: could not read `sudo -n {' '.join(cmd)}` (exit {result.exit_status}"
+                         + (f": {said}" if said else "") + f"): {exc}") from None
+    if result.exit_status != 0 and not status.ike_sas and not status.connections:
+        raise ValueError(f"{host.name}: `sudo -n {' '.join(cmd)}` exited {result.exit_status}"
+                         + (f" ({said})" if said else "") + ": is strongSwan's charon running on this gateway?")
+    return status
+
+
+def _first_error_line(stderr: str) -> str:
+    """The line worth showing: swanctl prints a dozen "plugin … failed to load" lines and its usage text."""
+    lines = [l.strip() for l in stderr.splitlines() if l.strip() and not l.startswith("plugin '")]
+    wanted = [l for l in lines if "failed" in l or "error" in l.lower()]
+    return (wanted or lines or [""])[0][:200]
 
 
 def state_of(inv, site: str, status: VpnStatus, connection: str | None = None) -> str:

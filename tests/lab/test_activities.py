@@ -251,8 +251,6 @@ def test_replication_lag_is_small(ready):
     assert rep_probes.lag_within(max_seconds=5, configuration=CFG) is True
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason="replication/status.py rejects MariaDB's transient Slave_IO_Running 'Preparing'")
 def test_replica_status_preparing_is_understood(ready):
     """Restart the replica and read its status, with a connection of the test's own, until MariaDB shows the IO
     thread 'Preparing' (connected, registering with the source: a few ms on every (re)connect); the parser must
@@ -496,8 +494,7 @@ def test_outage_replica_stuck_and_recovery_in_a_drill(ready):
         assert m["writes_during_outage"] == {"attempted": 5, "acknowledged": 5, "observed": 5}
         assert m["lost_writes"] == 0
         assert tolerate_preparing(rep_actions.restore_replica_connect_retry, configuration=CFG)["restored"] is True
-        if hit_preparing:
-            pytest.xfail(f"unstick_replica hit the 'Preparing' status bug: {hit_preparing}")
+        assert not hit_preparing, f"unstick_replica hit the 'Preparing' status: {hit_preparing}"
 
 
 def test_block_inbound_ike_makes_the_one_sided_aws_up_fail(ready):
