@@ -329,12 +329,20 @@ class Lab:
         marker = self.paths.host_dir(host) / "bootstrapped"
         if marker.exists() and (data / "mysql").is_dir():
             return False
-        shutil.rmtree(data, ignore_errors=True)
         marker.unlink(missing_ok=True)
-        data.mkdir(parents=True)
-        shutil.chown(data, "mysql", "mysql")
-        self.exec_in(host, ["mariadb-install-db", "--user=mysql", f"--datadir={data}",
-                            "--auth-root-authentication-method=socket", "--skip-test-db"], timeout=120)
+        for attempt in (1, 2):
+            shutil.rmtree(data, ignore_errors=True)
+            data.mkdir(parents=True)
+            shutil.chown(data, "mysql", "mysql")
+            try:
+                self.exec_in(host, ["mariadb-install-db", "--user=mysql", f"--datadir={data}",
+                                    "--auth-root-authentication-method=socket", "--skip-test-db"], timeout=120)
+                return True
+            except LabError as exc:
+                if attempt == 2:
+                    raise
+                # seen once in a benchmark loop, not reproduced since: say it and start the directory afresh
+                self.say(f"{host}: mariadb-install-db failed ({exc}); retrying once on a fresh directory")
         return True
 
     def _start_mariadb(self, host: str) -> None:

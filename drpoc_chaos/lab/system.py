@@ -55,7 +55,10 @@ def run(cmd: list[str], *, input: str | None = None, check: bool = True, timeout
     except FileNotFoundError as exc:
         raise LabError(f"{what or cmd[0]}: `{cmd[0]}` is not installed") from exc
     if check and proc.returncode != 0:
-        detail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        lines = (proc.stderr or proc.stdout).strip().splitlines()
+        # the lines that say what went wrong, not the tool's closing boilerplate
+        errors = [l for l in lines if "error" in l.lower() or "fatal" in l.lower()]
+        detail = (errors or lines)[-5:]
         raise LabError(f"{what or cmd[0]}: `{' '.join(cmd)}` exited {proc.returncode}: " + " | ".join(detail))
     return proc
 
