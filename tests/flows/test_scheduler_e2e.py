@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from drpoc_chaos import scheduling as sch
+from drpoc_chaos.scheduling import server as sch_server
 
 from .conftest import NOT_STARTED, wait_lab_idle
 
@@ -54,7 +55,8 @@ def test_schedule_up_drill_now_schedule_down(lab_for_flows, tmp_path):
             if not any(t in str(run.get("message")) for t in NOT_STARTED):
                 break
             time.sleep(30)
-        assert run["state"] == "COMPLETED", (run, "\n".join(msgs), sch._tail(state_dir / "logs" / "worker.log", 40))
+        assert run["state"] == "COMPLETED", (run, "\n".join(msgs),
+                                             sch_server._tail(state_dir / "logs" / "worker.log", 40))
         # meanwhile the server's scheduler service has planned the next runs of every deployment
         deps = {d["name"]: d for d in sch.schedule_status(state_dir=state_dir)["deployments"]}
         assert all(d["next_run"] for d in deps.values()), deps

@@ -13,6 +13,8 @@ import pytest
 import yaml
 
 from drpoc_chaos import scheduling as sch
+from drpoc_chaos.scheduling import cli as sch_cli
+from drpoc_chaos.scheduling import server as sch_server
 
 pytestmark = pytest.mark.flows
 REPO = Path(__file__).resolve().parents[2]
@@ -292,12 +294,12 @@ def cli() -> argparse.ArgumentParser:
 
 def test_cli_helpers_mount_and_parse():
     a = cli().parse_args(["schedule", "up", "--port", "4300"])
-    assert a.func is sch._cmd_schedule_up and a.port == 4300 and not a.no_worker
-    assert cli().parse_args(["schedule", "down"]).func is sch._cmd_schedule_down
+    assert a.func is sch_cli._cmd_schedule_up and a.port == 4300 and not a.no_worker
+    assert cli().parse_args(["schedule", "down"]).func is sch_cli._cmd_schedule_down
     assert cli().parse_args(["schedule", "status", "--json"]).json
     a = cli().parse_args(["drill", "now", "--wait", "--param", 'objectives={"objective_rto_seconds": 30}',
                           "--param", "archive_dir=/tmp/j"])
-    assert a.func is sch._cmd_drill_now and a.deployment == "dr-drill/weekly-drill" and a.wait
+    assert a.func is sch_cli._cmd_drill_now and a.deployment == "dr-drill/weekly-drill" and a.wait
     assert dict(a.param) == {"objectives": {"objective_rto_seconds": 30}, "archive_dir": "/tmp/j"}
 
 
@@ -330,7 +332,7 @@ def test_a_recycled_pid_is_not_ours(tmp_path):
     paths.pid_file("server").write_text(json.dumps({"pid": os.getpid(), "start_time": 1}))
     assert not sch.record_alive(sch.read_record(paths, "server"))
     paths.pid_file("server").write_text(json.dumps({"pid": os.getpid(),
-                                                    "start_time": sch._proc_start_time(os.getpid())}))
+                                                    "start_time": sch_server._proc_start_time(os.getpid())}))
     assert sch.record_alive(sch.read_record(paths, "server"))
 
 

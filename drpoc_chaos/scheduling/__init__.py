@@ -1,0 +1,64 @@
+"""Scheduled drills: the logic behind `flows/drills.py`, `flows/deploy.py` and `drpoc schedule|drill`.
+
+The Prefect flows are thin; what they decide and compute lives here, in plain functions that are tested without
+Prefect (Prefect is imported only inside the functions that talk to it). Pure decisions apart from the plumbing:
+
+    settings.py     the constants (REPO_ROOT, PREFECT_FILE, DEFAULT_* …), SchedulingError, utc_now
+    verdicts.py     pure: what makes a drill "not passed" (`evaluate_drill`) and a DR posture "broken"
+                    (`evaluate_steady_state`), the artifacts published for them (markdown, table, link), the
+                    late-run guard (`late_skip_reason`): a run that starts long after its scheduled time is
+                    skipped, not run in a pile after a worker outage
+    chaos_runs.py   the `chaos run` command line and environment of a drill, run in a **subprocess** (chaoslib
+                    installs signal handlers and must own its main thread) in a session of its own, so a worker
+                    that dies or is stopped does not interrupt the drill half-way: its control still restores the
+                    tunnel and archives the journal (`run_drill`, `run_steady_state`)
+    deployments.py  the deployments, read from ONE place, `flows/prefect.yaml` (`load_deployment_specs`,
+                    `apply_deployments`, `next_fire_times`), and the Prefect API the flows use (concurrency limit,
+                    Secret blocks, artifacts)
+    server.py       the local scheduler on one machine: `schedule_up` / `schedule_down` / `schedule_status` /
+                    `drill_now`
+    cli.py          the argparse helpers `add_schedule_parser` / `add_drill_parser` the `drpoc` CLI mounts
+
+Everything public is re-exported here: `from drpoc_chaos.scheduling import X`. See docs/SCHEDULING.md.
+"""
+from __future__ import annotations
+
+from .chaos_runs import (check_var_file, chaos_bin, chaos_command, chaos_var_args, drill_env, drill_lock_hint,
+                         load_experiment, resolve_experiment, run_chaos, run_drill, run_steady_state)
+from .cli import add_drill_parser, add_schedule_parser
+from .deployments import (DeploymentSpec, apply_deployments, concurrency_limit_name, ensure_concurrency_limit,
+                          ensure_work_pool, load_deployment_specs, load_secret_env, next_fire_times,
+                          publish_drill_artifacts, scheduled_start_time, target_name)
+from .server import (SchedulerPaths, api_healthy, api_url_for, default_state_dir, drill_now, port_in_use,
+                     prefect_env, read_record, record_alive, record_process, schedule_down, schedule_status,
+                     schedule_up)
+from .settings import (DEFAULT_ARCHIVE_DIR, DEFAULT_CHECK_TIMEOUT_SECONDS, DEFAULT_DEPLOYMENT,
+                       DEFAULT_DRILL_TIMEOUT_SECONDS, DEFAULT_EXPERIMENT, DEFAULT_HOST,
+                       DEFAULT_MAX_LATENESS_SECONDS, DEFAULT_PORT, DRILL_CONTROL_MODULE, INTERRUPT_GRACE_SECONDS,
+                       PREFECT_FILE, REPO_ROOT, WORK_POOL_TYPE, SchedulingError, utc_now)
+from .verdicts import (DrillResult, SteadyStateResult, drill_markdown, evaluate_drill, evaluate_steady_state,
+                       failure_message, file_url, late_skip_reason, lateness_seconds, metrics_table, redact_text,
+                       skipped_markdown, slug, steady_state_experiment, steady_state_markdown)
+
+__all__ = [
+    # settings
+    "DEFAULT_ARCHIVE_DIR", "DEFAULT_CHECK_TIMEOUT_SECONDS", "DEFAULT_DEPLOYMENT", "DEFAULT_DRILL_TIMEOUT_SECONDS",
+    "DEFAULT_EXPERIMENT", "DEFAULT_HOST", "DEFAULT_MAX_LATENESS_SECONDS", "DEFAULT_PORT", "DRILL_CONTROL_MODULE",
+    "INTERRUPT_GRACE_SECONDS", "PREFECT_FILE", "REPO_ROOT", "WORK_POOL_TYPE", "SchedulingError", "utc_now",
+    # verdicts
+    "DrillResult", "SteadyStateResult", "drill_markdown", "evaluate_drill", "evaluate_steady_state",
+    "failure_message", "file_url", "late_skip_reason", "lateness_seconds", "metrics_table", "redact_text",
+    "skipped_markdown", "slug", "steady_state_experiment", "steady_state_markdown",
+    # chaos_runs
+    "check_var_file", "chaos_bin", "chaos_command", "chaos_var_args", "drill_env", "drill_lock_hint",
+    "load_experiment", "resolve_experiment", "run_chaos", "run_drill", "run_steady_state",
+    # deployments
+    "DeploymentSpec", "apply_deployments", "concurrency_limit_name", "ensure_concurrency_limit", "ensure_work_pool",
+    "load_deployment_specs", "load_secret_env", "next_fire_times", "publish_drill_artifacts",
+    "scheduled_start_time", "target_name",
+    # server
+    "SchedulerPaths", "api_healthy", "api_url_for", "default_state_dir", "drill_now", "port_in_use", "prefect_env",
+    "read_record", "record_alive", "record_process", "schedule_down", "schedule_status", "schedule_up",
+    # cli
+    "add_drill_parser", "add_schedule_parser",
+]

@@ -1,0 +1,422 @@
+"""The local scheduler on one machine: `schedule_up` / `schedule_down` / `schedule_status` / `drill_now` — a
+`prefect server start` on 127.0.0.1, the deployments applied by flows/deploy.py, a process worker, each recorded by
+pid (and start time) under PREFECT_HOME, and the Prefect REST API they are checked and driven through.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from .chaos_runs import _kill_group
+from .deployments import load_deployment_specs
+from .settings import (DEFAULT_DEPLOYMENT, DEFAULT_HOST, DEFAULT_PORT, REPO_ROOT, WORK_POOL_TYPE, SchedulingError,
+                       utc_now)
+
+
+# ==============================================================================================================
+# the local scheduler: `drpoc schedule up|down|status`, `drpoc drill now`
+
+
+@dataclass
+class SchedulerPaths:
+    home: Path                                   # PREFECT_HOME
+
+    @property
+    def pids(self) -> Path:
+        return self.home / "pids"
+
+    @property
+    def logs(self) -> Path:
+        return self.home / "logs"
+
+    def pid_file(self, name: str) -> Path:
+        return self.pids / f"{name}.json"
+
+    def log_file(self, name: str) -> Path:
+        return self.logs / f"{name}.log"
+
+
+def default_state_dir(repo: Path = REPO_ROOT) -> Path:
+    return repo / ".state" / "prefect"
+
+
+def api_url_for(port: int, host: str = DEFAULT_HOST) -> str:
+    return f"http://{host}:{port}/api"
+
+
+def prefect_env(home: Path, api_url: str, base: Mapping[str, str] | None = None,
+                worker_query_seconds: float | None = None) -> dict[str, str]:
+    """The environment of every Prefect process the scheduler starts: offline, state in the project."""
+    env = dict(os.environ if base is None else base)
+    env.update({
+        "PREFECT_HOME": str(home),
+        "PREFECT_API_URL": api_url,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": env.get(
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180"),
+        "PREFECT_CLI_COLORS": "false",
+        "PYTHONUNBUFFERED": "1",
+    })
+    if worker_query_seconds is not None:
+        env["PREFECT_WORKER_QUERY_SECONDS"] = str(worker_query_seconds)
+    else:
+        env.setdefault("PREFECT_WORKER_QUERY_SECONDS", "5")
+    return env
+
+
+def _proc_start_time(pid: int) -> int | None:
+    """Field 22 of /proc/PID/stat (start time in clock ticks): with the pid, identifies one process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    try:
+        return int(stat.rsplit(")", 1)[1].split()[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def record_process(paths: SchedulerPaths, name: str, proc: subprocess.Popen, cmd: Sequence[str], **extra) -> dict:
+    rec = {"name": name, "pid": proc.pid, "pgid": os.getpgid(proc.pid), "start_time": _proc_start_time(proc.pid),
+           "cmd": list(cmd), "started_at": utc_now().isoformat(), **extra}
+    paths.pids.mkdir(parents=True, exist_ok=True)
+    paths.pid_file(name).write_text(json.dumps(rec, indent=2) + "\n")
+    return rec
+
+
+def read_record(paths: SchedulerPaths, name: str) -> dict | None:
+    try:
+        rec = json.loads(paths.pid_file(name).read_text())
+    except (OSError, ValueError):
+        return None
+    return rec if isinstance(rec, dict) and isinstance(rec.get("pid"), int) else None
+
+
+def record_alive(rec: Mapping | None) -> bool:
+    """The recorded process still runs, and it is the same process (not a recycled pid)."""
+    if not rec:
+        return False
+    pid = rec["pid"]
+    st = _proc_start_time(pid)
+    return st is not None and st == rec.get("start_time") and not _is_zombie(pid)
+
+
+def port_in_use(port: int, host: str = DEFAULT_HOST) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def _http(method: str, url: str, timeout: float = 5.0, **kw):
+    import httpx
+    return httpx.request(method, url, timeout=timeout, **kw)
+
+
+def api_healthy(api_url: str, timeout: float = 3.0) -> bool:
+    try:
+        r = _http("GET", f"{api_url}/health", timeout=timeout)
+        return r.status_code == 200
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def _tail(path: Path, n: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+    except OSError:
+        return ""
+
+
+def _wait(predicate: Callable[[], bool], timeout: float, step: float = 0.5,
+          alive: Callable[[], bool] | None = None) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        if alive is not None and not alive():
+            return False
+        time.sleep(step)
+    return predicate()
+
+
+def _spawn(paths: SchedulerPaths, name: str, cmd: Sequence[str], env: Mapping[str, str], cwd: Path,
+           **extra) -> dict:
+    paths.logs.mkdir(parents=True, exist_ok=True)
+    with open(paths.log_file(name), "ab") as logf:
+        proc = subprocess.Popen(list(cmd), env=dict(env), cwd=str(cwd), stdout=logf, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    return record_process(paths, name, proc, cmd, **extra)
+
+
+def _prefect_bin() -> str:
+    candidate = Path(sys.executable).parent / "prefect"
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which("prefect")
+    if not found:
+        raise SchedulingError("the `prefect` command is not installed next to this Python nor on PATH")
+    return found
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def _pool_of(prefect_file: Path) -> str:
+    pools = {s.work_pool for s in load_deployment_specs(prefect_file)}
+    if len(pools) != 1:
+        raise SchedulingError(f"{prefect_file}: expected one work pool, found {sorted(pools)}")
+    return pools.pop()
+
+
+def schedule_up(*, port: int = DEFAULT_PORT, state_dir: Path | None = None, repo: Path = REPO_ROOT,
+                prefect_file: Path | None = None, worker: bool = True, timeout: float = 180.0,
+                worker_query_seconds: float | None = None, out: Callable[[str], None] = print) -> dict[str, Any]:
+    """Start (or find running) a local Prefect server on 127.0.0.1:`port`, apply the deployments of
+    flows/prefect.yaml, start a worker on their pool. Idempotent; every wait is bounded by `timeout`."""
+    paths = SchedulerPaths(Path(state_dir) if state_dir else default_state_dir(repo))
+    paths.home.mkdir(parents=True, exist_ok=True)
+    prefect_file = Path(prefect_file) if prefect_file else repo / "flows" / "prefect.yaml"
+    pool = _pool_of(prefect_file)
+    api_url = api_url_for(port)
+    env = prefect_env(paths.home, api_url, worker_query_seconds=worker_query_seconds)
+    result: dict[str, Any] = {"api_url": api_url, "ui_url": api_url[:-len("/api")], "state_dir": str(paths.home)}
+
+    server = read_record(paths, "server")
+    if record_alive(server) and server.get("port") == port and _wait(lambda: api_healthy(api_url), min(timeout, 30)):
+        out(f"Prefect server already running (pid {server['pid']}) at {result['ui_url']}")
+    else:
+        if record_alive(server):
+            if server.get("port") != port:
+                raise SchedulingError(f"the scheduler's server (pid {server['pid']}) runs on port "
+                                      f"{server.get('port')}, not {port}: run `drpoc schedule down` first")
+            raise SchedulingError(f"the scheduler's server (pid {server['pid']}) does not answer {api_url}/health; "
+                                  f"see {paths.log_file('server')}, or run `drpoc schedule down` and up again")
+        if port_in_use(port):
+            raise SchedulingError(f"port {port} on {DEFAULT_HOST} is taken by another process: stop it, or pass "
+                                  f"--port to use another one")
+        out(f"starting the Prefect server on {DEFAULT_HOST}:{port} (state in {paths.home}) …")
+        cmd = [_prefect_bin(), "server", "start", "--host", DEFAULT_HOST, "--port", str(port)]
+        server = _spawn(paths, "server", cmd, env, repo, port=port, api_url=api_url)
+        t0 = time.monotonic()
+        if not _wait(lambda: api_healthy(api_url), timeout, alive=lambda: record_alive(server)):
+            alive = record_alive(server)
+            if alive:
+                _stop_record(paths, "server", out=lambda m: None)
+            else:
+                _reap(server["pid"])
+                paths.pid_file("server").unlink(missing_ok=True)
+            raise SchedulingError(
+                ("the Prefect server did not answer " + f"{api_url}/health within {timeout:g} s" if alive
+                 else "the Prefect server exited") + f"; its log ({paths.log_file('server')}) ends with:\n"
+                + _tail(paths.log_file("server")))
+        out(f"server healthy after {time.monotonic() - t0:.1f} s")
+
+    out(f"applying the deployments of {prefect_file} …")
+    cmd = [sys.executable, str(repo / "flows" / "deploy.py"), "--prefect-file", str(prefect_file)]
+    try:
+        p = subprocess.run(cmd, env=env, cwd=str(repo), capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise SchedulingError(f"deploying timed out after {timeout:g} s") from None
+    if p.returncode != 0:
+        raise SchedulingError("deploying failed:\n" + (p.stderr or p.stdout)[-3000:])
+    for line in p.stdout.strip().splitlines():
+        out("  " + line)
+    result["deployments"] = p.stdout.strip().splitlines()
+
+    if worker:
+        wrec = read_record(paths, "worker")
+        if record_alive(wrec):
+            out(f"worker already running (pid {wrec['pid']})")
+        else:
+            name = f"drpoc-{socket.gethostname()}"
+            cmd = [_prefect_bin(), "worker", "start", "--pool", pool, "--type", WORK_POOL_TYPE, "--name", name]
+            wrec = _spawn(paths, "worker", cmd, env, repo, pool=pool, worker_name=name)
+            if not _wait(lambda: _worker_online(api_url, pool, name), min(timeout, 90.0),
+                         alive=lambda: record_alive(wrec)):
+                alive = record_alive(wrec)
+                if alive:
+                    _stop_record(paths, "worker", out=lambda m: None)
+                raise SchedulingError(
+                    f"the worker {'did not come online' if alive else 'exited'} (pool {pool}); its log "
+                    f"({paths.log_file('worker')}) ends with:\n" + _tail(paths.log_file("worker")))
+            out(f"worker {name} online on pool {pool} (pid {wrec['pid']})")
+        result["worker_pid"] = wrec["pid"]
+    result["server_pid"] = server["pid"]
+    out(f"Prefect UI: {result['ui_url']}   (API {api_url}; logs in {paths.logs})")
+    return result
+
+
+def _worker_online(api_url: str, pool: str, name: str) -> bool:
+    try:
+        r = _http("POST", f"{api_url}/work_pools/{pool}/workers/filter", json={})
+        return r.status_code == 200 and any(w.get("name") == name and w.get("status") == "ONLINE"
+                                            for w in r.json())
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def _wait_gone(rec: Mapping, timeout: float) -> bool:
+    return _wait(lambda: (_reap(rec["pid"]), not record_alive(rec))[1], timeout, step=0.2)
+
+
+def _stop_record(paths: SchedulerPaths, name: str, out: Callable[[str], None] = print,
+                 timeout: float = 20.0) -> str:
+    rec = read_record(paths, name)
+    if rec is None:
+        return "not recorded"
+    if not record_alive(rec):
+        paths.pid_file(name).unlink(missing_ok=True)
+        return "not running"
+    pid, pgid = rec["pid"], rec.get("pgid", rec["pid"])
+    how = ""
+    if name == "worker":
+        # a Prefect worker ignores one SIGTERM; two SIGINTs stop it (the flow runs it started go with it — a
+        # running drill does not: chaos runs in a session of its own and finishes its restoration)
+        for _ in range(2):
+            try:
+                os.kill(pid, signal.SIGINT)
+            except ProcessLookupError:
+                break
+            if _wait_gone(rec, timeout / 2):
+                break
+        how = "SIGINT"
+    else:
+        _kill_group(pgid, signal.SIGTERM)
+        _wait_gone(rec, timeout)
+        how = "SIGTERM"
+    if record_alive(rec):
+        _kill_group(pgid, signal.SIGKILL)
+        _wait_gone(rec, 10)
+        how += ", then SIGKILL"
+    stopped = not record_alive(rec)
+    if stopped:
+        paths.pid_file(name).unlink(missing_ok=True)
+    out(f"{name} (pid {pid}) {'stopped' if stopped else 'STILL RUNNING'} ({how})")
+    return "stopped" if stopped else "still running"
+
+
+def schedule_down(*, state_dir: Path | None = None, repo: Path = REPO_ROOT, timeout: float = 20.0,
+                  out: Callable[[str], None] = print) -> dict[str, str]:
+    """Stop the worker (SIGINT twice), then the server (SIGTERM, SIGKILL after `timeout`), by recorded pid."""
+    paths = SchedulerPaths(Path(state_dir) if state_dir else default_state_dir(repo))
+    res = {"worker": _stop_record(paths, "worker", out, timeout), "server": _stop_record(paths, "server", out, timeout)}
+    if all(v in ("not recorded", "not running") for v in res.values()):
+        out("the scheduler was not running")
+    return res
+
+
+def schedule_status(*, state_dir: Path | None = None, repo: Path = REPO_ROOT, api_url: str | None = None,
+                    ) -> dict[str, Any]:
+    paths = SchedulerPaths(Path(state_dir) if state_dir else default_state_dir(repo))
+    server, worker = read_record(paths, "server"), read_record(paths, "worker")
+    api_url = api_url or (server or {}).get("api_url") or os.environ.get("PREFECT_API_URL") \
+        or api_url_for(DEFAULT_PORT)
+    st: dict[str, Any] = {
+        "api_url": api_url,
+        "server": {"pid": (server or {}).get("pid"), "running": record_alive(server)},
+        "worker": {"pid": (worker or {}).get("pid"), "running": record_alive(worker)},
+        "healthy": api_healthy(api_url), "deployments": [],
+    }
+    if st["healthy"]:
+        try:
+            deps = _http("POST", f"{api_url}/deployments/filter", json={"limit": 50}).json()
+            flows = {f["id"]: f["name"] for f in _http("POST", f"{api_url}/flows/filter", json={}).json()}
+            for d in deps:
+                runs = _http("POST", f"{api_url}/flow_runs/filter", json={
+                    "deployments": {"id": {"any_": [d["id"]]}},
+                    "flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}},
+                    "sort": "EXPECTED_START_TIME_ASC", "limit": 1}).json()
+                last = _http("POST", f"{api_url}/flow_runs/filter", json={
+                    "deployments": {"id": {"any_": [d["id"]]}},
+                    "flow_runs": {"state": {"type": {"any_": ["COMPLETED", "FAILED", "CRASHED", "CANCELLED"]}}},
+                    "sort": "END_TIME_DESC", "limit": 1}).json()
+                st["deployments"].append({
+                    "name": f"{flows.get(d['flow_id'], '?')}/{d['name']}",
+                    "schedules": [f"{s['schedule'].get('cron')} ({s['schedule'].get('timezone')})"
+                                  + ("" if s.get("active", True) else " inactive") for s in d.get("schedules", [])],
+                    "paused": d.get("paused"),
+                    "next_run": runs[0]["expected_start_time"] if runs else None,
+                    "last_run": (f"{last[0]['state']['name']} at {last[0].get('end_time')}" if last else None)})
+        except Exception as exc:  # noqa: BLE001
+            st["error"] = str(exc)
+    return st
+
+
+def _deployment_id(api_url: str, deployment: str) -> str:
+    if "/" not in deployment:
+        raise SchedulingError(f"deployment {deployment!r}: give it as FLOW/DEPLOYMENT, e.g. {DEFAULT_DEPLOYMENT}")
+    flow_name, dep_name = deployment.split("/", 1)
+    r = _http("GET", f"{api_url}/deployments/name/{flow_name}/{dep_name}")
+    if r.status_code == 404:
+        raise SchedulingError(f"no deployment {deployment!r} on {api_url} (run `drpoc schedule up`)")
+    r.raise_for_status()
+    return r.json()["id"]
+
+
+def drill_now(deployment: str = DEFAULT_DEPLOYMENT, *, api_url: str | None = None,
+              parameters: Mapping[str, Any] | None = None, wait: bool = False, timeout: float = 900.0,
+              state_dir: Path | None = None, repo: Path = REPO_ROOT,
+              out: Callable[[str], None] = print) -> dict[str, Any]:
+    """Create a flow run of `deployment` now (what `prefect deployment run` does); with `wait`, follow it until
+    it ends or `timeout` passes."""
+    if api_url is None:
+        server = read_record(SchedulerPaths(Path(state_dir) if state_dir else default_state_dir(repo)), "server")
+        api_url = (server or {}).get("api_url") or os.environ.get("PREFECT_API_URL") or api_url_for(DEFAULT_PORT)
+    if not api_healthy(api_url):
+        raise SchedulingError(f"no Prefect API at {api_url}: start the scheduler with `drpoc schedule up`")
+    dep_id = _deployment_id(api_url, deployment)
+    body: dict[str, Any] = {"tags": ["drill-now"]}
+    if parameters:
+        body["parameters"] = dict(parameters)
+    r = _http("POST", f"{api_url}/deployments/{dep_id}/create_flow_run", json=body)
+    if r.status_code >= 400:
+        raise SchedulingError(f"could not create the flow run: {r.status_code} {r.text[:500]}")
+    run = r.json()
+    ui = api_url[:-len("/api")] if api_url.endswith("/api") else api_url
+    res = {"flow_run_id": run["id"], "name": run["name"], "url": f"{ui}/runs/flow-run/{run['id']}",
+           "state": run["state"]["type"] if run.get("state") else None}
+    out(f"flow run {run['name']} ({run['id']}) created for {deployment}: {res['url']}")
+    if not wait:
+        return res
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        fr = _http("GET", f"{api_url}/flow_runs/{run['id']}").json()
+        state = fr.get("state") or {}
+        if state.get("name") != last:
+            last = state.get("name")
+            out(f"  {last}")
+        if state.get("type") in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+            res.update(state=state["type"], state_name=state.get("name"), message=state.get("message"))
+            if state.get("message") and state["type"] != "COMPLETED":
+                out(state["message"])
+            return res
+        time.sleep(2)
+    res.update(state="TIMEOUT", message=f"the run had not ended after {timeout:g} s (it goes on; see {res['url']})")
+    out(res["message"])
+    return res

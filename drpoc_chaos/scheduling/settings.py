@@ -1,0 +1,34 @@
+"""The constants of the scheduling package, in one place, and what every module of it shares: the operator-facing
+error and the clock."""
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PREFECT_FILE = REPO_ROOT / "flows" / "prefect.yaml"
+DEFAULT_EXPERIMENT = "experiments/vpn_outage.yaml"
+DEFAULT_ARCHIVE_DIR = "journal"
+DEFAULT_MAX_LATENESS_SECONDS = 3600.0
+DEFAULT_DRILL_TIMEOUT_SECONDS = 1800.0
+DEFAULT_CHECK_TIMEOUT_SECONDS = 300.0
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 4200
+DEFAULT_DEPLOYMENT = "dr-drill/weekly-drill"
+WORK_POOL_TYPE = "process"
+DRILL_CONTROL_MODULE = "drpoc_chaos.drill.control"
+# After SIGINT the drill control restores the tunnel (up to its restore_timeout_seconds, default 90 s) and
+# archives: give it that long before escalating.
+INTERRUPT_GRACE_SECONDS = 150.0
+
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class SchedulingError(RuntimeError):
+    """A scheduler or drill-run problem with a message meant for the operator."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
