@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import inspect
 import re
-import subprocess
-import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import pymysql
 import pytest
-import yaml
 from chaoslib.exceptions import ActivityFailed
 
 from drpoc_chaos import activity as activity_mod
@@ -34,12 +31,11 @@ from drpoc_chaos.replication import probes as rep_probes
 from drpoc_chaos.vpn import actions as vpn_actions
 from drpoc_chaos.vpn import probes as vpn_probes
 
+from .support import CFG, INVENTORY, variant, wait_no_drill
+
 pytestmark = pytest.mark.lab
 
-INVENTORY = "/var/lib/drpoc-lab/inventory.yaml"
-CFG = {"inventory": INVENTORY}
 CONN = "onprem-aws"
-LOCK = "/run/drpoc-drill.lock"
 SELECTORS = {"aws": ([AWS_SUBNET], [ONPREM_SUBNET]), "onprem": ([ONPREM_SUBNET], [AWS_SUBNET])}
 GATEWAY = {"aws": "aws-vpn", "onprem": "onprem-vpn"}
 SEED_ORDER = [("aws-vpn", f"ipsec down {CONN}"), ("onprem-vpn", f"ipsec down {CONN}"),
@@ -49,20 +45,6 @@ MODULES = [vpn_probes, vpn_actions, rep_probes, rep_actions, drill_actions, faul
 
 # ----------------------------------------------------------------------------------------------------------------
 # helpers
-
-
-def drill_running() -> bool:
-    r = subprocess.run([sys.executable, "-m", "drpoc_chaos.cli", "lab", "exec", "aws-vpn", "--", "test", "-d", LOCK],
-                       capture_output=True, text=True, timeout=30)
-    return r.returncode == 0
-
-
-def wait_no_drill(timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while drill_running():
-        if time.monotonic() > deadline:
-            pytest.skip(f"a drill held {LOCK} on aws-vpn for {timeout:g}s: not disturbing it")
-        time.sleep(1)
 
 
 # Product bug (reported): MariaDB shows Slave_IO_Running 'Preparing' for a few milliseconds after the IO thread
@@ -127,13 +109,6 @@ def disturbing():
         restore_lab()
 
 
-@pytest.fixture
-def ready(request):
-    # wait for a running drill *before* healthy_lab looks: it rebuilds a lab it finds unhealthy for 5 s
-    wait_no_drill()
-    return request.getfixturevalue("healthy_lab")
-
-
 def mysql(port: int) -> pymysql.connections.Connection:
     """A connection of the test's own (not the product's pool) to read back what really is on a server."""
     password = Path("/var/lib/drpoc-lab/secrets/mysql_password").read_text().strip()
@@ -157,15 +132,6 @@ def wait_rows_on_replica(ids, timeout: float = 15) -> dict[int, str]:
         if len(got) == len(set(ids)) or time.monotonic() > deadline:
             return got
         time.sleep(0.1)
-
-
-def variant(tmp_path: Path, name: str, mutate) -> dict:
-    """A copy of the lab inventory, changed by `mutate(data)`, as a configuration."""
-    data = yaml.safe_load(Path(INVENTORY).read_text())
-    mutate(data)
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return {"inventory": str(path)}
 
 
 def up_children(status: dict, conn: str = CONN) -> list[dict]:

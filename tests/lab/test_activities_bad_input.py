@@ -8,8 +8,6 @@ otherwise be reused by a variant (see test_pooled_connection_ignores_a_stricter_
 from __future__ import annotations
 
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -30,11 +28,10 @@ from drpoc_chaos.replication import probes as rep_probes
 from drpoc_chaos.vpn import actions as vpn_actions
 from drpoc_chaos.vpn import probes as vpn_probes
 
+from .support import CFG, INVENTORY, variant
+
 pytestmark = pytest.mark.lab
 
-INVENTORY = "/var/lib/drpoc-lab/inventory.yaml"
-CFG = {"inventory": INVENTORY}
-LOCK = "/run/drpoc-drill.lock"
 PASSWORD_FILE = Path("/var/lib/drpoc-lab/secrets/mysql_password")
 
 
@@ -48,30 +45,6 @@ def fresh_connections(monkeypatch):
     activity_mod.close_all()
     yield
     activity_mod.close_all()
-
-
-def drill_running() -> bool:
-    r = subprocess.run([sys.executable, "-m", "drpoc_chaos.cli", "lab", "exec", "aws-vpn", "--", "test", "-d", LOCK],
-                       capture_output=True, text=True, timeout=30)
-    return r.returncode == 0
-
-
-@pytest.fixture
-def ready(request):
-    deadline = time.monotonic() + 120
-    while drill_running():
-        if time.monotonic() > deadline:
-            pytest.skip(f"a drill held {LOCK} for 120s: not disturbing it")
-        time.sleep(1)
-    return request.getfixturevalue("healthy_lab")
-
-
-def variant(tmp_path: Path, name: str, mutate) -> dict:
-    data = yaml.safe_load(Path(INVENTORY).read_text())
-    mutate(data)
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return {"inventory": str(path)}
 
 
 def on_host(host: str, **changes):

@@ -1,0 +1,38 @@
+"""What the lab test modules share: the lab inventory, waiting out a running drill, inventory variants."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+INVENTORY = "/var/lib/drpoc-lab/inventory.yaml"
+CFG = {"inventory": INVENTORY}
+LOCK = "/run/drpoc-drill.lock"
+
+
+def drill_running() -> bool:
+    r = subprocess.run([sys.executable, "-m", "drpoc_chaos.cli", "lab", "exec", "aws-vpn", "--", "test", "-d", LOCK],
+                       capture_output=True, text=True, timeout=30)
+    return r.returncode == 0
+
+
+def wait_no_drill(timeout: float = 120) -> None:
+    """A drill (another process) holds the lab: wait for it, bounded, rather than disturb it."""
+    deadline = time.monotonic() + timeout
+    while drill_running():
+        if time.monotonic() > deadline:
+            pytest.skip(f"a drill held {LOCK} on aws-vpn for {timeout:g}s: not disturbing it")
+        time.sleep(1)
+
+
+def variant(tmp_path: Path, name: str, mutate) -> dict:
+    """A copy of the lab inventory, changed by `mutate(data)`, as a configuration."""
+    data = yaml.safe_load(Path(INVENTORY).read_text())
+    mutate(data)
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return {"inventory": str(path)}
