@@ -6,10 +6,12 @@ written once but seen more than once. Times are seconds since the drill started 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
 SCHEMA = "drpoc.journal/1"
+_EXC_PREFIX = re.compile(r"^(?:[\w.]+(?:Error|Failed|Exception|Execution): )+")
 
 # objective name -> (metric path in the metrics dict, human label); objectives are upper bounds
 OBJECTIVES = {
@@ -214,7 +216,9 @@ def verdict(journal: dict, *, fault_injected: bool, expect_outage: bool, outage_
         if run.get("status") == "failed":
             name = run.get("activity", {}).get("name", "?")
             err = str(run.get("exception", [""])[-1] if run.get("exception") else run.get("output", ""))
-            reasons.append(f"activity '{name}' failed: {err.strip()[:300]}")
+            # chaoslib wraps the activity's error in its own: keep the sentence, not the class names
+            err = _EXC_PREFIX.sub("", err.strip())
+            reasons.append(f"activity '{name}' failed: {err[:300]}")
     if journal.get("deviated"):
         after = (journal.get("steady_states") or {}).get("after") or {}
         failing = [p["activity"]["name"] for p in after.get("probes", [])

@@ -13,7 +13,7 @@ from chaoslib.exceptions import ActivityFailed
 
 from ..activity import activity, connection_name, gateway_host, inventory, logger
 from ..drill import state as drill
-from ..remote import run
+from ..remote import RemoteError, run
 from .probes import read_status, state_of
 from .status import parse_ipsec_up_output
 
@@ -21,11 +21,20 @@ __all__ = ["tunnel_down", "tunnel_up", "recover_tunnel"]
 
 
 def _ipsec(inv, site: str, verb: str, connection: str, timeout: float = 60) -> dict:
+    """One `ipsec up|down`. `ipsec up` blocks until IKE succeeds or gives up (~14 s of retransmits on the lab), so a
+    caller with a deadline passes what is left of it; past it the step is recorded as timed out (charon goes on
+    trying on the gateway) and the caller judges by status as always."""
     host = gateway_host(inv, site)
     started = time.monotonic()
-    r = run(host, ["ipsec", verb, connection], sudo=True, timeout=timeout)
-    return {"site": site, "host": host.name, "command": f"ipsec {verb} {connection}", "exit_status": r.exit_status,
-            "seconds": round(time.monotonic() - started, 3),
+    step = {"site": site, "host": host.name, "command": f"ipsec {verb} {connection}"}
+    try:
+        r = run(host, ["ipsec", verb, connection], sudo=True, timeout=timeout)
+    except RemoteError as exc:
+        if exc.result is not None or "timed out" not in str(exc):
+            raise
+        return {**step, "exit_status": None, "timed_out": True, "seconds": round(time.monotonic() - started, 3),
+                "said": parse_ipsec_up_output("")}
+    return {**step, "exit_status": r.exit_status, "seconds": round(time.monotonic() - started, 3),
             "said": parse_ipsec_up_output(r.stdout + r.stderr)}
 
 
@@ -129,7 +138,8 @@ def recover_tunnel(connection: str | None = None, timeout: float = 60, settle_se
         attempt: dict[str, Any] = {"attempt": len(attempts) + 1, "t": round(time.monotonic() - started, 3),
                                    "steps": []}
         for site, verb in ((fault_site, "down"), (peer_site, "down"), (peer_site, "up"), (fault_site, "up")):
-            attempt["steps"].append(_ipsec(inv, site, verb, conn))
+            left = timeout - (time.monotonic() - started)
+            attempt["steps"].append(_ipsec(inv, site, verb, conn, timeout=max(2.0, left)))
         remaining = timeout - (time.monotonic() - started)
         states = _wait_state(inv, sites, "up", max(0.0, min(settle_seconds, remaining)), conn)
         attempt["states"] = states

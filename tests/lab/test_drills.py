@@ -285,3 +285,30 @@ def test_no_secret_in_any_journal_report_or_log(healthy_lab, tmp_path):
     for where, text in texts.items():
         for name, value in secrets.items():
             assert value not in text, f"{name} found in {where}"
+
+
+def test_deviated_run_is_failed_and_the_control_restores_the_tunnel(healthy_lab, tmp_path):
+    """IKE blocked both ways on the WAN: the seed's recovery cannot succeed within its 3 s, the steady state deviates
+    after the method; the run fails — and, with rollbacks off, the control keeps restoring until the block lapses
+    and the tunnel is back."""
+    from drpoc_chaos.lab.faults import block_inbound_ike, unblock_inbound_ike
+    cfg = {"inventory": str(Paths().inventory)}
+    block_inbound_ike("aws", "onprem", seconds=25, configuration=cfg)
+    block_inbound_ike("onprem", "aws", seconds=25, configuration=cfg)
+    try:
+        # rollbacks never played: restoring is the control's job alone
+        r, journal = run_drill(tmp_path, "vpn_outage", "recovery_timeout_seconds:float=3", "outage_seconds:float=0",
+                               "catch_up_timeout_seconds:float=3", rollback="never")
+    finally:
+        unblock_inbound_ike(configuration=cfg)
+    d = journal["drpoc"]
+    assert r.returncode == 1 and journal["deviated"] is True and journal["status"] == "failed"
+    assert d["verdict"]["status"] == "failed"
+    assert any(x.startswith("activity 'recover-tunnel-in-seed-order' failed: tunnel onprem-aws not back")
+               for x in d["verdict"]["reasons"])
+    assert any(x.startswith("steady state deviated after the method") for x in d["verdict"]["reasons"])
+    assert journal["rollbacks"] == []
+    assert d["safety"]["restore"]["forced"] is True and d["safety"]["restore"]["replica"] in ("running", "restarted")
+    assert tunnel_up_both()
+    assert d["metrics"]["lost_writes"] == 0
+    assert_no_write_lost()

@@ -358,7 +358,7 @@ def test_verdict_activity_failed_quotes_the_error():
            {"activity": {"name": "write"}, "status": "failed", "output": "  no route  "}]
     v = verdict(_journal(run=run), **PASSING)
     assert v["status"] == "failed"
-    assert v["reasons"] == ["activity 'recover-tunnel' failed: chaoslib.exceptions.ActivityFailed: tunnel not back",
+    assert v["reasons"] == ["activity 'recover-tunnel' failed: tunnel not back",
                             "activity 'write' failed: no route"]
 
 

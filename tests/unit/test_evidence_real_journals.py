@@ -14,6 +14,7 @@ EXPECTED = {
     "objective-missed": ("failed", False),
     "precondition-failed": ("precondition-failed", False),
     "interrupted": ("aborted", False),
+    "deviated": ("failed", False),
 }
 
 
@@ -51,3 +52,10 @@ def test_report_from_real_journals(tmp_path, records):
     assert "objective missed: RTO" in mdtext
     assert "no fault was injected" in mdtext
     assert "SIGTERM" in mdtext
+    assert "steady state deviated after the method" in mdtext
+
+
+def test_real_deviated_drill(records):
+    r = records["deviated"]
+    assert r.deviated is True and r.chaos_status == "failed"
+    assert r.steady_after is not None
