@@ -128,14 +128,28 @@ def port_in_use(port: int, host: str = DEFAULT_HOST) -> bool:
     return False
 
 
-def _http(method: str, url: str, timeout: float = 5.0, **kw):
+def _http(method: str, url: str, timeout: float = 5.0, attempts: int = 5, **kw):
+    """One API call. A busy local server (SQLite on 2 cores) answers 503 now and then, or drops a connection:
+    those are retried with backoff (0.5, 1, 2, 4 s), at most `attempts` times; anything else is returned."""
     import httpx
-    return httpx.request(method, url, timeout=timeout, **kw)
+    delay = 0.5
+    for attempt in range(1, attempts + 1):
+        try:
+            r = httpx.request(method, url, timeout=timeout, **kw)
+        except httpx.TransportError:
+            if attempt == attempts:
+                raise
+        else:
+            if r.status_code not in (502, 503, 504) or attempt == attempts:
+                return r
+        time.sleep(delay)
+        delay *= 2
+    raise AssertionError("unreachable")
 
 
 def api_healthy(api_url: str, timeout: float = 3.0) -> bool:
     try:
-        r = _http("GET", f"{api_url}/health", timeout=timeout)
+        r = _http("GET", f"{api_url}/health", timeout=timeout, attempts=1)  # polled: no retries here
         return r.status_code == 200
     except Exception:  # noqa: BLE001
         return False
