@@ -8,16 +8,14 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
 
+from ..evidence.ledger import utc_now_iso  # noqa: F401 — one UTC format for journals and the ledger
 from .metrics import Event, WriteRecord
 
 _lock = threading.Lock()
 _current: "Drill | None" = None
 
 
-def utc_now_iso() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class Drill:

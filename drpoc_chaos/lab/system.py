@@ -108,12 +108,12 @@ def preflight(ports: list[int], our_ports_in_use: bool = False) -> list[Prefligh
     return problems
 
 
-def port_in_use(port: int) -> bool:
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     # as the publisher binds: connections lingering in TIME_WAIT do not make a port "taken", a listener does
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        s.bind(("127.0.0.1", port))
+        s.bind((host, port))
         return False
     except OSError:
         return True

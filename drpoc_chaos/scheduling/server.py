@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from ..lab.system import port_in_use
 from .chaos_runs import _kill_group
 from .deployments import load_deployment_specs
 from .settings import (DEFAULT_DEPLOYMENT, DEFAULT_HOST, DEFAULT_PORT, REPO_ROOT, WORK_POOL_TYPE, SchedulingError,
@@ -116,16 +117,6 @@ def record_alive(rec: Mapping | None) -> bool:
     pid = rec["pid"]
     st = _proc_start_time(pid)
     return st is not None and st == rec.get("start_time") and not _is_zombie(pid)
-
-
-def port_in_use(port: int, host: str = DEFAULT_HOST) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return True
-    return False
 
 
 def _http(method: str, url: str, timeout: float = 5.0, attempts: int = 5, **kw):

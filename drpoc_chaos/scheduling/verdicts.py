@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from ..evidence.redact import redact
 from .settings import DRILL_CONTROL_MODULE, utc_now
 
 # ==============================================================================================================
@@ -31,9 +32,8 @@ def slug(text: str) -> str:
 
 
 def redact_text(text: str, secrets: Iterable[str]) -> str:
-    for value in sorted({s for s in secrets if s and len(s) >= 3}, key=len, reverse=True):
-        text = text.replace(value, "***")
-    return text
+    """A log line or message with every secret value replaced (the archive's rules: evidence.redact)."""
+    return redact(text, secrets)
 
 
 # ==============================================================================================================
