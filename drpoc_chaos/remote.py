@@ -36,6 +36,9 @@ from .inventory import SshHost
 __all__ = ["POOL", "CommandResult", "RemoteError", "SshPool", "open_tunnel", "run"]
 
 log = logging.getLogger("chaostoolkit")
+# paramiko's transport thread logs every failed handshake with a full traceback; the same failure reaches the caller
+# as a RemoteError that says what happened and what to do, so the traceback is only noise on the user's terminal.
+logging.getLogger("paramiko.transport").setLevel(logging.CRITICAL)
 
 USER_KNOWN_HOSTS = "~/.ssh/known_hosts"
 _READ_CHUNK = 32768
@@ -50,11 +53,14 @@ class RemoteError(Exception):
     `.result` (a CommandResult when the command ran) say which; the message says what to do."""
 
     def __init__(self, message: str, *, host: str | None = None, command: str | None = None,
-                 result: "CommandResult | None" = None):
+                 result: "CommandResult | None" = None, kind: str = "command"):
         super().__init__(message)
         self.host = host
         self.command = command
         self.result = result
+        # what went wrong, for callers that must tell "host unreachable" from "authentication refused":
+        # refused | reset | timeout | handshake | auth | hostkey | dns | unreachable | negotiation | config | command
+        self.kind = kind
 
 
 @dataclass(frozen=True)
@@ -187,7 +193,7 @@ class SshPool:
                     raise RemoteError(
                         f"{_where(host)}: cannot {what} ({exc or type(exc).__name__}): check sshd on {host.name} "
                         f"(MaxSessions, load, logs) and the network",
-                        host=host.name) from exc
+                        host=host.name, kind="reset" if isinstance(exc, _RESET) else "negotiation") from exc
                 self.discard(host, client)
                 log.debug("ssh %s: connection died (%s), reconnecting once", host.name, exc)
 
@@ -198,7 +204,8 @@ class SshPool:
         if host.key_file and not os.access(host.key_file, os.R_OK):
             raise RemoteError(
                 f"key_file {host.key_file} for {host.user}@{host.name} is missing or unreadable: "
-                f"fix `key_file` in the inventory (the lab writes it on `drpoc lab up`)", host=host.name)
+                f"fix `key_file` in the inventory (the lab writes it on `drpoc lab up`)", host=host.name,
+                kind="config")
         client = self._factory()
         for path in (host.known_hosts, self._user_known_hosts):
             if not path:
@@ -210,7 +217,7 @@ class SshPool:
                 client.load_system_host_keys(path)
             except (OSError, paramiko.SSHException, ValueError) as exc:
                 raise RemoteError(f"cannot read known_hosts {path} ({exc}): fix or regenerate that file",
-                                  host=host.name) from exc
+                                  host=host.name, kind="config") from exc
         if self._accept_unknown:
             log.warning("ssh %s: accepting unknown host keys (accept_unknown_host_keys=True)", host.name)
             client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
@@ -221,6 +228,7 @@ class SshPool:
             sock = open_tunnel(host.jump_host, host.address, host.port, pool=self,
                                timeout=host.connect_timeout)
         timeout = host.connect_timeout
+        started = time.monotonic()
         try:
             client.connect(
                 hostname=host.address, port=host.port, username=host.user,
@@ -232,7 +240,7 @@ class SshPool:
             self._close_quietly(client)
             if sock is not None:
                 sock.close()
-            error = _connect_error(exc, host)
+            error = _connect_error(exc, host, time.monotonic() - started)
             if error is None:
                 raise
             raise error from exc
@@ -243,56 +251,73 @@ class SshPool:
         return client
 
 
-def _connect_error(exc: BaseException, host: SshHost) -> RemoteError | None:
+_RESET = (ConnectionResetError, ConnectionAbortedError, BrokenPipeError, EOFError)
+
+
+def _connect_error(exc: BaseException, host: SshHost, elapsed: float | None = None) -> RemoteError | None:
+    """Say what happened when connecting — refused, reset, timeout, authentication, host key — and what to do."""
     where = _where(host)
     t = f"{host.connect_timeout:g}s"
     known = host.known_hosts or USER_KNOWN_HOSTS
     via = f" through {host.jump}" if host.jump else ""
+    cause = exc.__cause__ or exc.__context__
+
+    def error(message: str, kind: str) -> RemoteError:
+        return RemoteError(message, host=host.name, kind=kind)
+
     if isinstance(exc, _UnknownHostKey):
         scan = f"ssh-keyscan -p {host.port} {host.address} >> {known}"
         if host.jump:
             scan += f" (run on {host.jump})"
-        return RemoteError(
+        return error(
             f"unknown host key for {where} ({exc.key.get_name()} {_fingerprint(exc.key)}): add it to {known} "
-            f"({scan}) after checking the fingerprint, or fix `known_hosts` in the inventory", host=host.name)
+            f"({scan}) after checking the fingerprint, or fix `known_hosts` in the inventory", "hostkey")
     if isinstance(exc, paramiko.BadHostKeyException):
-        return RemoteError(
+        return error(
             f"host key of {where} does not match {known} (offered {_fingerprint(exc.key)}, "
             f"expected {_fingerprint(exc.expected_key)}): if the host was rebuilt, verify and replace its line "
-            f"(ssh-keygen -R '[{host.address}]:{host.port}' -f {known}); otherwise do not connect",
-            host=host.name)
+            f"(ssh-keygen -R '[{host.address}]:{host.port}' -f {known}); otherwise do not connect", "hostkey")
     if isinstance(exc, paramiko.AuthenticationException) or (
             isinstance(exc, paramiko.SSHException) and "No authentication methods available" in str(exc)):
         key = f"key_file {host.key_file}" if host.key_file else "no key_file set"
-        return RemoteError(
+        return error(
             f"authentication refused for {host.user}@{host.name} [{host.address}]:{host.port}: "
             f"check key_file/ssh-agent ({key}) and that the public key is in ~{host.user}/.ssh/authorized_keys",
-            host=host.name)
+            "auth")
     if isinstance(exc, paramiko.ChannelException):
         return None  # from open_tunnel: already explained there
+    if isinstance(exc, paramiko.SSHException) and "protocol banner" in str(exc) and isinstance(cause, _RESET):
+        # paramiko words a closed connection like a missing banner: the TCP connection was accepted, then closed
+        after = f" after {elapsed:.1f}s" if elapsed is not None else ""
+        return error(
+            f"connection reset by {where}{via}{after}, before the SSH banner: something accepted the connection "
+            f"and closed it — sshd on {host.name} is dead or refusing (MaxStartups, tcp wrappers), or a relay in "
+            f"front of it has no backend. Check sshd there (for the lab: `drpoc lab status`)", "reset")
     if isinstance(exc, paramiko.SSHException) and (
             "protocol banner" in str(exc) or "No existing session" in str(exc)):
         # no banner within banner_timeout, or the handshake did not finish within the connect timeout
-        return RemoteError(
+        return error(
             f"no SSH handshake from {where}{via} within {t} (no banner or key exchange): is sshd (and not another "
-            f"service) listening on that port, and responsive? Check `port` in the inventory", host=host.name)
+            f"service) listening on that port, and responsive? Check `port` in the inventory", "handshake")
     if isinstance(exc, (socket.timeout, TimeoutError)):
-        return RemoteError(
+        return error(
             f"connect timeout after {t} to {where}{via}: the host is down or the port filtered; check address "
-            f"and port in the inventory, the network, or raise connect_timeout", host=host.name)
+            f"and port in the inventory, the network, or raise connect_timeout", "timeout")
     if isinstance(exc, (paramiko.ssh_exception.NoValidConnectionsError, ConnectionRefusedError)):
-        return RemoteError(
+        return error(
             f"connection refused by {where}: is sshd running there and is the lab up (`drpoc lab status`)? "
-            f"Check `port` in the inventory", host=host.name)
+            f"Check `port` in the inventory", "refused")
+    if isinstance(exc, _RESET):
+        return error(f"connection reset by {where}{via} during the SSH handshake: check sshd on {host.name} and "
+                     f"its logs", "reset")
     if isinstance(exc, socket.gaierror):
-        return RemoteError(f"cannot resolve {host.address} for {host.name}: fix `address` in the inventory",
-                           host=host.name)
+        return error(f"cannot resolve {host.address} for {host.name}: fix `address` in the inventory", "dns")
     if isinstance(exc, OSError):
-        return RemoteError(f"cannot reach {where}{via} ({exc.strerror or exc}): check the network and the "
-                           f"inventory's address/port", host=host.name)
-    if isinstance(exc, (paramiko.SSHException, EOFError)):
-        return RemoteError(f"SSH negotiation with {where}{via} failed ({exc or type(exc).__name__}): check "
-                           f"sshd on {host.name} and its logs", host=host.name)
+        return error(f"cannot reach {where}{via} ({exc.strerror or exc}): check the network and the "
+                     f"inventory's address/port", "unreachable")
+    if isinstance(exc, paramiko.SSHException):
+        return error(f"SSH negotiation with {where}{via} failed ({exc or type(exc).__name__}): check "
+                     f"sshd on {host.name} and its logs", "negotiation")
     return None
 
 

@@ -476,3 +476,36 @@ def test_real_tunnel_to_nowhere(sshd, key_file, known_hosts, pool):
         open_tunnel(real_host(sshd, key_file, known_hosts, name="aws-db"), "127.0.0.1", port, pool=pool)
     assert f"aws-db refused direct-tcpip to 127.0.0.1:{port}" in str(caught.value)
     assert "AllowTcpForwarding" in str(caught.value)
+
+
+def test_connection_reset_before_banner_is_named_reset_not_timeout():
+    """A relay (or a load balancer) that accepts the TCP connection and then closes it because sshd behind it is
+    dead: paramiko words it 'Error reading SSH protocol banner'; that is a reset after a fraction of a second, not
+    a missing handshake within the connect timeout."""
+    import paramiko
+    from drpoc_chaos.remote import _connect_error
+    try:
+        try:
+            raise ConnectionResetError(104, "Connection reset by peer")
+        except ConnectionResetError:
+            raise paramiko.SSHException("Error reading SSH protocol banner[Errno 104] Connection reset by peer")
+    except paramiko.SSHException as exc:
+        err = _connect_error(exc, make_host(), elapsed=0.4)
+    assert err.kind == "reset"
+    assert "connection reset by" in str(err) and "after 0.4s" in str(err) and "within" not in str(err)
+
+
+@pytest.mark.parametrize("exc,kind", [
+    (ConnectionRefusedError(111, "Connection refused"), "refused"),
+    (TimeoutError(), "timeout"),
+    (OSError(113, "No route to host"), "unreachable"),
+])
+def test_connect_errors_carry_their_kind(exc, kind):
+    from drpoc_chaos.remote import _connect_error
+    assert _connect_error(exc, make_host()).kind == kind
+
+
+def test_paramiko_transport_tracebacks_are_not_printed():
+    import logging
+    import drpoc_chaos.remote  # noqa: F401
+    assert logging.getLogger("paramiko.transport").getEffectiveLevel() > logging.ERROR
