@@ -100,7 +100,7 @@ def _lab_exec(args: argparse.Namespace) -> int:
 def _recover(args: argparse.Namespace) -> int:
     from .drill.recover import recover
     out = recover(args.inventory, timeout=args.timeout, release_lock=not args.keep_lock,
-                  say=lambda m: print(m, flush=True))
+                  archive_dir=args.archive_dir, say=lambda m: print(m, flush=True))
     return 0 if out["ok"] else 1
 
 
@@ -138,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--inventory", help="inventory file (default: $DRPOC_INVENTORY, then the lab's)")
     rec.add_argument("--timeout", type=float, default=90, help="seconds to get the tunnel back (default 90)")
     rec.add_argument("--keep-lock", action="store_true", help="leave the drill lock in place")
+    rec.add_argument("--archive-dir", help="journal archive where drills that died are recorded (default: "
+                                           "$DRPOC_ARCHIVE_DIR, then ./journal)")
     rec.set_defaults(func=_recover)
 
     from .evidence.cli import add_review_parser, add_verify_parser

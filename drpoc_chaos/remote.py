@@ -59,7 +59,8 @@ class RemoteError(Exception):
         self.command = command
         self.result = result
         # what went wrong, for callers that must tell "host unreachable" from "authentication refused":
-        # refused | reset | timeout | handshake | auth | hostkey | dns | unreachable | negotiation | config | command
+        # refused | reset | timeout | handshake | auth | hostkey | dns | unreachable | negotiation | config | sudo |
+        # command (ran, and failed)
         self.kind = kind
 
 
@@ -372,12 +373,12 @@ def run(host: SshHost, command: str | Sequence[str], sudo: bool = False, timeout
         raise RemoteError(
             f"{host.name}: `{text}` timed out after {limit:g}s (channel closed; the remote command may still be "
             f"running): find out why it hangs, or raise command_timeout / pass timeout=",
-            host=host.name, command=text) from None
+            host=host.name, command=text, kind="timeout") from None
     except (paramiko.SSHException, EOFError, OSError) as exc:
         # a dead connection is replaced by the next call (SshPool.get); a live one stays for other threads
         raise RemoteError(
             f"{host.name}: lost the SSH connection while running `{text}` ({exc}); it may or may not have run: "
-            f"check the host and the network, then retry", host=host.name, command=text) from exc
+            f"check the host and the network, then retry", host=host.name, command=text, kind="reset") from exc
     finally:
         chan.close()
     result = CommandResult(host=host.name, command=text, exit_status=status,
@@ -401,11 +402,11 @@ def _raise_for_sudo(host: SshHost, text: str, result: CommandResult) -> None:
             f"sudo on {host.name} asks for a password: give {host.user} passwordless sudo for `{target}` "
             f"(sudo -n failed), e.g. `{host.user} ALL=(root) NOPASSWD: /full/path/to/{program}` in "
             f"/etc/sudoers.d/, or log in as root with `sudo: false`",
-            host=host.name, command=text, result=result)
+            host=host.name, command=text, result=result, kind="sudo")
     if text.startswith("sudo -n ") and any(marker in result.stderr for marker in SUDO_REFUSED_MARKERS):
         raise RemoteError(
             f"sudo on {host.name} refuses `{target}` for {host.user}: add a NOPASSWD sudoers rule for "
-            f"{program} in /etc/sudoers.d/", host=host.name, command=text, result=result)
+            f"{program} in /etc/sudoers.d/", host=host.name, command=text, result=result, kind="sudo")
 
 
 class _Timeout(Exception):

@@ -29,10 +29,16 @@ from chaoslib.exceptions import InterruptExecution
 
 from .. import __version__
 from ..activity import close_all, gateway_host, inventory, sql
+from ..db import DbError
+from ..evidence.archive import archive_journal, record_intent
 from ..inventory import InventoryError, resolve_secret
 from ..remote import RemoteError
-from . import safety
+from ..replication.actions import restart_replica, wait_for_catch_up, wait_for_replica
+from ..replication.probes import read_replica_settings
+from ..vpn.actions import recover_tunnel
+from . import died, safety
 from . import state as drill_state
+from .feasibility import ReplicaSettings, assess
 from .metrics import SCHEMA, compute_metrics, evaluate_objectives, verdict, write_sets
 from .sampler import Sampler
 
@@ -61,6 +67,7 @@ class DrillConfig:
     objective_tunnel_recovery_seconds: float | None = None
     objective_catch_up_seconds: float | None = None
     max_lost_writes: int = 0
+    feasibility: str = "refuse"  # refuse | warn | off: an objective or timeout the replica cannot meet
 
     @classmethod
     def from_configuration(cls, configuration: Mapping | None) -> "DrillConfig":
@@ -115,7 +122,12 @@ class _Run:
         self.lock: dict | None = None
         self.deadman: dict | None = None
         self.setup_error: str | None = None
+        self.cause: str | None = None  # why the drill did not start: locked, no-inventory, unreachable, auth, …
         self.notes: list[str] = []
+        self.configuration: Mapping = {}
+        self.intent: Any = None
+        self.feasibility: dict | None = None
+        self.closed_died: list[dict] = []
 
 
 _run = _Run()
@@ -127,47 +139,138 @@ def before_experiment_control(context: dict, configuration: Mapping | None = Non
     control and go on — a drill without its control must never reach the fault)."""
     global _run
     _run = _Run()
+    _run.configuration = dict(configuration or {})
+    restore_sigint()
     try:
         _setup(configuration, secrets)
-    except InterruptExecution:
-        raise
     except Exception as exc:  # noqa: BLE001 — fail safe: no fault without a drill
-        _run.setup_error = f"{type(exc).__name__}: {exc}"
+        _run.cause = _run.cause or cause_of(exc)
+        _run.setup_error = _run.setup_error or _plain(exc)
         if _run.cfg is None:
             _run.cfg = DrillConfig()
-        raise InterruptExecution(f"drill not started: {_run.setup_error}") from None
+        raise InterruptExecution(f"drill not started ({_run.cause}): {_run.setup_error}") from None
+
+
+def restore_sigint() -> None:
+    """A drill started in the background (`nohup chaos run … &`) inherits SIGINT as ignored, and Python then installs
+    no KeyboardInterrupt handler: `kill -INT` would be lost and the drill run to its end. Give it back."""
+    try:
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            logger.info("SIGINT was ignored (started in the background); the drill can be interrupted again")
+    except ValueError:  # not the main thread (an embedding runner): its own signal handling applies
+        pass
+
+
+def _plain(exc: BaseException) -> str:
+    """The sentence of a user-facing error, without a class name; unexpected errors keep theirs."""
+    if isinstance(exc, (InventoryError, RemoteError, DbError, safety.LockHeld, InterruptExecution, ValueError)):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def cause_of(exc: BaseException) -> str:
+    """Why a drill could not start, in one word the review counts by."""
+    if isinstance(exc, safety.LockHeld):
+        return "locked"
+    if isinstance(exc, InventoryError):
+        return "no-inventory" if str(exc.problem).startswith("no inventory file") else "bad-input"
+    if isinstance(exc, RemoteError):
+        if exc.kind in ("auth", "hostkey", "sudo"):
+            return "auth"
+        if exc.kind == "config":
+            return "bad-input"
+        if exc.kind == "command":
+            return "setup-error"
+        return "unreachable"
+    if isinstance(exc, DbError):
+        if exc.code in (1044, 1045, 1142, 1227):
+            return "auth"
+        return "unreachable" if exc.code is None or exc.code >= 2000 else "setup-error"
+    if isinstance(exc, ValueError):
+        return "bad-input"
+    return "setup-error"
 
 
 def _setup(configuration: Mapping | None, secrets: Mapping | None) -> None:
     _run.drill = d = drill_state.start()
     d.event("drill_started")
     cfg = DrillConfig.from_configuration(configuration)
+    if cfg.feasibility not in ("refuse", "warn", "off"):
+        raise ValueError(f"configuration feasibility: {cfg.feasibility!r} is not one of refuse, warn, off")
     _run.cfg, _run.secrets = cfg, secrets
-    try:
-        _run.inv = inventory(configuration)
-    except InventoryError as exc:
-        _run.setup_error = str(exc)
-        raise InterruptExecution(f"drill not started: {exc}") from None
+    _run.inv = inventory(configuration)
+    gw = gateway_host(_run.inv, _run.inv.drill.fault_site)
+    if cfg.feasibility != "off":
+        _check_feasibility(cfg, secrets)
     if cfg.lock:
-        try:
-            _run.lock = safety.acquire_lock(gateway_host(_run.inv, _run.inv.drill.fault_site), d.run_id,
-                                            ttl_seconds=cfg.max_outage_seconds + cfg.restore_timeout_seconds + 600,
-                                            scenario=cfg.scenario)
-            if _run.lock["state"] == "taken-over":
-                logger.warning("took over an expired drill lock on %s (run %s)", _run.lock["host"],
-                               _run.lock["previous"].get("run_id", "?"))
-        except (safety.LockHeld, RemoteError) as exc:
-            _run.setup_error = str(exc)
-            raise InterruptExecution(f"drill not started: {exc}") from None
+        _run.lock = safety.acquire_lock(gw, d.run_id,
+                                        ttl_seconds=cfg.max_outage_seconds + cfg.restore_timeout_seconds + 600,
+                                        scenario=cfg.scenario)
+        if _run.lock["state"] == "taken-over":
+            logger.warning("took over an expired drill lock on %s (run %s)", _run.lock["host"],
+                           _run.lock["previous"].get("run_id", "?"))
+    if cfg.archive:
+        # we hold the gateway's lock: any earlier drill of it with no outcome is dead, not running
+        if cfg.lock:
+            try:
+                _run.closed_died = died.close_unfinished(Path(cfg.archive_dir), detected_by="the next drill",
+                                                         gateway=gw, exclude=[d.run_id],
+                                                         secrets=_secret_values())
+            except Exception as exc:  # noqa: BLE001 — evidence of an old drill must not stop this one
+                logger.error("could not archive earlier drills that died: %s", exc)
+        _run.intent = record_intent(Path(cfg.archive_dir), _intent(cfg, gw), secrets=_secret_values())
+        died.write_progress(Path(cfg.archive_dir), d.run_id, "drill_started", d.t(), fault_injected=False)
     _run.sampler = Sampler(_run.inv, secrets, d, interval=cfg.sample_interval_seconds)
     _run.sampler.start()
     logger.info("drill %s started (scenario %s); timeline every %.2fs", d.run_id[:8], cfg.scenario,
                 cfg.sample_interval_seconds)
 
 
+def _check_feasibility(cfg: DrillConfig, secrets: Mapping | None) -> None:
+    settings = ReplicaSettings(**read_replica_settings(_run.inv, secrets))
+    result = assess(settings, _run.configuration)
+    _run.feasibility = {"replica": settings.to_dict(), **result.to_dict()}
+    for warning in result.warnings:
+        logger.warning("feasibility: %s", warning)
+    if result.refusals and cfg.feasibility == "refuse":
+        _run.cause = "infeasible"
+        raise ValueError("this drill cannot meet its settings on this replica (net timeout "
+                         f"{settings.net_timeout:g}s, connect retry {settings.connect_retry or 0:g}s): "
+                         + "; ".join(result.refusals) + " — or set feasibility: warn to run it anyway")
+    for refusal in result.refusals:
+        logger.warning("feasibility (not enforced): %s", refusal)
+
+
+def _intent(cfg: DrillConfig, gw) -> dict[str, Any]:
+    d = _run.drill
+    expires = time.time() + cfg.max_outage_seconds + cfg.restore_timeout_seconds + 600
+    return {"schema": "drpoc-intent/1", "run_id": d.run_id, "scenario": cfg.scenario, "started": d.started,
+            "expires": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires)),
+            "controller": {"node": socket.gethostname(), "user": getpass.getuser(), "pid": os.getpid(),
+                           "drpoc_version": __version__},
+            "scope": _run.inv.scope(),
+            "gateway": {"name": gw.name, "address": gw.address, "port": gw.port},
+            "connection": _run.inv.drill.connection,
+            "objectives": cfg.objectives(),
+            "settings": {"sample_interval_seconds": cfg.sample_interval_seconds,
+                         "max_outage_seconds": cfg.max_outage_seconds, "expect_outage": cfg.expect_outage}}
+
+
+def _note_progress(step: str) -> None:
+    d, cfg = _run.drill, _run.cfg
+    if d is None or cfg is None or not cfg.archive or _run.intent is None:
+        return
+    try:
+        died.write_progress(Path(cfg.archive_dir), d.run_id, step, d.t(), fault_injected=d.fault_injected)
+    except OSError as exc:
+        logger.debug("could not record the drill's progress: %s", exc)
+
+
 def before_activity_control(context: dict, configuration: Mapping | None = None,
                             secrets: Mapping | None = None, **kwargs) -> None:
     """Arm the dead-man's switch before any fault; refuse the fault if it cannot be armed."""
+    _note_progress(str((context or {}).get("name") or "?"))
     provider = (context or {}).get("provider", {})
     if provider.get("func") not in FAULT_FUNCS or (provider.get("arguments") or {}).get("fault") is False:
         return
@@ -229,9 +332,6 @@ def after_experiment_control(context: dict, state: dict, configuration: Mapping 
 
 def _restore(notes: list[str]) -> dict[str, Any]:
     """Bring tunnel and replica back if this run took them down (idempotent)."""
-    from ..replication.actions import restart_replica, wait_for_replica
-    from ..vpn.actions import recover_tunnel
-
     out: dict[str, Any] = {"forced": False}
     d, cfg = _run.drill, _run.cfg
     if not d.fault_injected:
@@ -310,13 +410,14 @@ def _finish(journal: dict) -> None:
                 if dm["fired"]:
                     notes.append(f"the dead-man's switch fired at {dm['fired_at']} (outage exceeded "
                                  f"{cfg.max_outage_seconds:g}s)")
-                    safety.clear_fired_marker(gw)
+                elif (dm.get("record") or {}).get("checked_at"):
+                    notes.append(f"the dead-man's switch reached its deadline at {dm['record']['checked_at']}, "
+                                 f"found the tunnel healthy and left it alone")
             except RemoteError as exc:
                 notes.append(f"could not disarm the dead-man's switch on {gw.name}: {exc}")
         # every acknowledged write must be on the replica: wait for catch-up, then read back this run's rows
         if d.writes:
             try:
-                from ..replication.actions import wait_for_catch_up
                 wait_for_catch_up(timeout=cfg.final_catch_up_timeout_seconds,
                                   configuration={"inventory": str(_run.inv.path)}, secrets=_run.secrets)
             except Exception as exc:  # noqa: BLE001
@@ -341,8 +442,6 @@ def _finish(journal: dict) -> None:
     metrics.update(d.extra_metrics)
     objective_results = evaluate_objectives(metrics, cfg.objectives())
     extra = []
-    if _run.setup_error:
-        extra.append(f"drill not started: {_run.setup_error}")
     if restore.get("tunnel", "").startswith("FAILED") or str(restore.get("replica", "")).startswith("FAILED"):
         extra.append("the drill could not restore the tunnel/replica: " + "; ".join(notes))
     if _run.deadman and _run.deadman.get("fired"):
@@ -350,7 +449,8 @@ def _finish(journal: dict) -> None:
     v = verdict(journal, fault_injected=d.fault_injected, expect_outage=cfg.expect_outage,
                 outage_detected=any(e["name"] == "outage_detected" for e in events),
                 objective_results=objective_results, sets=sets, max_lost_writes=cfg.max_lost_writes,
-                extra_reasons=extra)
+                extra_reasons=extra,
+                not_started=(_run.cause or "setup-error", _run.setup_error) if _run.setup_error else None)
     if _run.lock and _run.lock.get("state") in ("acquired", "taken-over"):
         try:
             safety.release_lock(gateway_host(_run.inv, _run.inv.drill.fault_site), d.run_id)
@@ -381,6 +481,9 @@ def _finish(journal: dict) -> None:
         "objective_results": objective_results,
         "verdict": v,
         "safety": {"restore": restore, "deadman": _run.deadman, "lock": _run.lock, "notes": notes},
+        "feasibility": _run.feasibility,
+        "intent": _run.intent.file if _run.intent is not None else None,
+        "earlier_drills_died": _run.closed_died,
     }
     if not v["passed"] and journal.get("status") == "completed":
         journal["status"] = "failed"  # `chaos run` then exits 1: a drill that did not pass is not a success
@@ -406,11 +509,18 @@ def _secret_values() -> list[str]:
 
 
 def _archive(journal: dict, cfg: DrillConfig) -> None:
+    d = _run.drill
     try:
-        from ..evidence.archive import archive_journal
         # signed when DRPOC_SIGNING_KEY_FILE names an Ed25519 key (evidence.ledger)
         entry = archive_journal(journal, Path(cfg.archive_dir), secrets=_secret_values())
         journal["drpoc"]["archived_as"] = str(getattr(entry, "path", entry))
         logger.info("journal archived as %s", journal["drpoc"]["archived_as"])
     except Exception as exc:  # noqa: BLE001 — never lose the verdict because the archive failed
         logger.error("could not archive the journal in %s: %s", cfg.archive_dir, exc)
+        return  # the intent stays open: `drpoc recover` or the next drill will say this drill left no outcome
+    died.forget_progress(Path(cfg.archive_dir), d.run_id)
+    if _run.deadman and _run.inv is not None:
+        try:
+            safety.forget_deadman_record(gateway_host(_run.inv, _run.inv.drill.fault_site), d.run_id)
+        except RemoteError as exc:
+            logger.debug("could not remove the switch's record: %s", exc)

@@ -191,8 +191,16 @@ def evaluate_objectives(metrics: dict, objectives: dict) -> list[dict]:
 
 def verdict(journal: dict, *, fault_injected: bool, expect_outage: bool, outage_detected: bool,
             objective_results: list[dict], sets: dict | None, max_lost_writes: int = 0,
-            extra_reasons: Iterable[str] = ()) -> dict:
-    """A drill passes only when everything that can make it worthless or wrong is ruled out."""
+            extra_reasons: Iterable[str] = (), not_started: tuple[str, str | None] | None = None) -> dict:
+    """A drill passes only when everything that can make it worthless or wrong is ruled out.
+
+    `not_started` = (cause, reason) when the drill never got going (locked, no inventory, host unreachable,
+    authentication, bad input, infeasible settings): nothing was injected, and that is not a drill failure —
+    the review counts it apart."""
+    if not_started is not None:
+        cause, reason = not_started
+        return {"passed": False, "status": "not-started", "cause": cause,
+                "reasons": [f"drill not started ({cause}): {reason or 'see the log'}"]}
     reasons: list[str] = []
     status = "passed"
     before = (journal.get("steady_states") or {}).get("before")

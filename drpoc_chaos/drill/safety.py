@@ -12,6 +12,7 @@ the fault-side gateway (the host the fault is injected on), so they hold even wh
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import socket
 import time
@@ -21,7 +22,7 @@ from ..remote import SshHost, run
 
 LOCK_DIR = "/run/drpoc-drill.lock"
 DEADMAN_PID = "/run/drpoc-deadman.pid"
-DEADMAN_FIRED = "/run/drpoc-deadman.fired"
+RECORD_DIR = "/run/drpoc-deadman.d"  # one record per run: what its switch did
 
 
 class LockHeld(RuntimeError):
@@ -72,13 +73,36 @@ def lock_holder(host: SshHost) -> dict | None:
         return {"unreadable": r.stdout[:200]}
 
 
+def _ere(text: str) -> str:
+    """`text` as a literal inside a POSIX extended regular expression (grep -E)."""
+    return re.sub(r"([\\.\[\](){}*+?|^$])", r"\\\1", text)
+
+
 def deadman_script(connection: str, seconds: float, run_id: str) -> str:
+    """The switch, as one /bin/sh script. At its deadline it first looks at the tunnel: an IKE_SA ESTABLISHED with a
+    CHILD_SA INSTALLED means the drill (or someone) already restored it — bouncing it then would be an outage nobody
+    asked for, so it only records that it checked. Otherwise it restores from this side, checking before every
+    `ipsec down`, so an INSTALLED CHILD_SA is never taken down. Every step is appended to this run's record in
+    RECORD_DIR, which survives the drill and the next drill's arming: `drpoc recover` and the next drill read it to
+    archive a drill that died."""
     c = shlex.quote(connection)
-    return (f"echo \"$$ {run_id}\" > {DEADMAN_PID}; rm -f {DEADMAN_FIRED}; sleep {int(seconds)}; "
-            f"date -u +%FT%TZ > {DEADMAN_FIRED}; "
-            f"for i in 1 2 3 4 5 6 7 8 9 10; do ipsec down {c} >/dev/null 2>&1; ipsec up {c} >/dev/null 2>&1; "
-            f"ipsec statusall {c} | grep -q INSTALLED && break; sleep 3; done; "
-            f"rm -f {DEADMAN_PID}; rm -rf {LOCK_DIR}")
+    ere = shlex.quote(_ere(connection))
+    rec = f"{RECORD_DIR}/{run_id}"
+    now = "$(date -u +%FT%TZ)"
+    healthy = (f"ok() {{ s=$(ipsec statusall {c} 2>/dev/null); "
+               f"printf '%s\\n' \"$s\" | grep -Eq \"^ *\"{ere}'\\[[0-9]+\\]: +ESTABLISHED' && "
+               f"printf '%s\\n' \"$s\" | grep -Eq \"^ *\"{ere}'\\{{[0-9]+\\}}: +INSTALLED'; }}; ")
+    return (f"mkdir -p {RECORD_DIR}; echo \"$$ {run_id}\" > {DEADMAN_PID}; "
+            f"echo \"armed {now} {int(seconds)}\" >> {rec}; {healthy}"
+            f"sleep {int(seconds)}; "
+            f"if ok; then echo \"checked {now} healthy\" >> {rec}; else "
+            f"echo \"fired {now}\" >> {rec}; i=0; "
+            f"while [ $i -lt 10 ]; do i=$((i+1)); ok && break; "
+            f"ipsec down {c} >/dev/null 2>&1; ipsec up {c} >/dev/null 2>&1; ok && break; sleep 3; done; "
+            f"if ok; then echo \"restored {now}\" >> {rec}; else echo \"gave-up {now}\" >> {rec}; fi; "
+            # the drill ran past its outage budget: let the next one start (only this run's lock)
+            f"grep -q {shlex.quote(run_id)} {LOCK_DIR}/owner 2>/dev/null && rm -rf {LOCK_DIR}; fi; "
+            f"grep -q {shlex.quote(run_id)} {DEADMAN_PID} 2>/dev/null && rm -f {DEADMAN_PID}")
 
 
 def arm_deadman(host: SshHost, connection: str, seconds: float, run_id: str) -> dict[str, Any]:
@@ -96,17 +120,70 @@ def arm_deadman(host: SshHost, connection: str, seconds: float, run_id: str) -> 
     return {"armed": True, "host": host.name, "pid": int(parts[0]), "fires_after_seconds": seconds}
 
 
+def parse_record(text: str) -> dict[str, Any]:
+    """What a switch did, from its record (one `<word> <UTC time> [detail]` line per step)."""
+    out: dict[str, Any] = {"armed_at": None, "seconds": None, "checked_at": None, "fired_at": None,
+                           "restored_at": None, "gave_up_at": None, "disarmed_at": None}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) < 2:
+            continue
+        word, at = parts[0], parts[1]
+        if word == "armed":
+            out["armed_at"] = at
+            if len(parts) > 2 and parts[2].isdigit():
+                out["seconds"] = int(parts[2])
+        elif word in ("checked", "fired", "restored", "disarmed"):
+            out[f"{word}_at"] = at
+        elif word == "gave-up":
+            out["gave_up_at"] = at
+    out["fired"] = out["fired_at"] is not None
+    out["outcome"] = ("disarmed" if out["disarmed_at"] else
+                      "restored the tunnel" if out["restored_at"] else
+                      "could not restore the tunnel" if out["gave_up_at"] else
+                      "fired, still restoring" if out["fired"] else
+                      "found the tunnel healthy and did nothing" if out["checked_at"] else
+                      "armed, not yet due" if out["armed_at"] else "no record")
+    return out
+
+
+def deadman_record(host: SshHost, run_id: str) -> dict[str, Any] | None:
+    """This run's switch record on `host`, parsed; None when there is none."""
+    r = run(host, ["sh", "-c", f"cat {RECORD_DIR}/{shlex.quote(run_id)} 2>/dev/null || true"], sudo=True)
+    return parse_record(r.stdout) if r.stdout.strip() else None
+
+
+def forget_deadman_record(host: SshHost, run_id: str) -> None:
+    """Drop a run's record once its outcome is archived."""
+    run(host, ["rm", "-f", f"{RECORD_DIR}/{run_id}"], sudo=True)
+
+
 def disarm_deadman(host: SshHost, run_id: str | None = None) -> dict[str, Any]:
-    """Stop the switch (this run's, or any with run_id=None). Reports whether it had already fired."""
+    """Stop the switch (this run's, or any with run_id=None). Reports whether it had already fired — and for this
+    run, what its record says."""
     match = f"grep -q {shlex.quote(run_id)} {DEADMAN_PID} && " if run_id else ""
-    script = (f"if [ -f {DEADMAN_PID} ]; then {match}pkill -TERM -g $(cut -d' ' -f1 {DEADMAN_PID}); "
-              f"rm -f {DEADMAN_PID}; echo disarmed; fi; "
-              f"if [ -f {DEADMAN_FIRED} ]; then echo fired $(cat {DEADMAN_FIRED}); fi")
+    rec = f"{RECORD_DIR}/$(cut -d' ' -f2 {DEADMAN_PID})"
+    script = (f"if [ -f {DEADMAN_PID} ]; then {match}{{ pkill -TERM -g $(cut -d' ' -f1 {DEADMAN_PID}); "
+              f"echo \"disarmed $(date -u +%FT%TZ)\" >> {rec}; rm -f {DEADMAN_PID}; echo disarmed; }}; fi")
     r = run(host, ["sh", "-c", script + "; true"], sudo=True)
-    fired = [l for l in r.stdout.splitlines() if l.startswith("fired")]
-    return {"disarmed": "disarmed" in r.stdout, "fired": bool(fired),
-            "fired_at": fired[0].split(None, 1)[1] if fired and len(fired[0].split()) > 1 else None}
+    out: dict[str, Any] = {"disarmed": "disarmed" in r.stdout.splitlines(), "fired": False, "fired_at": None}
+    if run_id:
+        record = deadman_record(host, run_id)
+        if record:
+            out.update(fired=record["fired"], fired_at=record["fired_at"], record=record)
+    return out
 
 
-def clear_fired_marker(host: SshHost) -> None:
-    run(host, ["rm", "-f", DEADMAN_FIRED], sudo=True)
+def deadman_records(host: SshHost) -> dict[str, dict[str, Any]]:
+    """Every switch record left on `host` (run id → parsed record)."""
+    r = run(host, ["sh", "-c", f"cd {RECORD_DIR} 2>/dev/null && for f in *; do [ -f \"$f\" ] && "
+                               f"{{ echo \"== $f\"; cat \"$f\"; }}; done; true"], sudo=True)
+    records: dict[str, list[str]] = {}
+    current = None
+    for line in r.stdout.splitlines():
+        if line.startswith("== "):
+            current = line[3:].strip()
+            records[current] = []
+        elif current:
+            records[current].append(line)
+    return {k: parse_record("\n".join(v)) for k, v in records.items()}

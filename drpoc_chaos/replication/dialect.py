@@ -51,6 +51,20 @@ class Dialect:
         return result is not None and int(result) == 0
 
     @property
+    def net_timeout(self) -> str:
+        """The replica's net timeout: MySQL renamed slave_net_timeout to replica_net_timeout in 8.0.26."""
+        if self.flavor == "mysql" and self.version >= (8, 0, 26):
+            return "SELECT @@GLOBAL.replica_net_timeout AS v"
+        return "SELECT @@GLOBAL.slave_net_timeout AS v"
+
+    @property
+    def heartbeat_period(self) -> str:
+        """The replica's heartbeat period (a status variable on MariaDB, the connection's configuration on MySQL)."""
+        if self.flavor == "mariadb":
+            return "SHOW GLOBAL STATUS LIKE 'Slave_heartbeat_period'"
+        return "SELECT HEARTBEAT_INTERVAL AS Value FROM performance_schema.replication_connection_configuration LIMIT 1"
+
+    @property
     def last_gtid(self) -> str:
         return "SELECT @@last_gtid AS gtid" if self.flavor == "mariadb" else "SELECT @@GLOBAL.gtid_executed AS gtid"
 

@@ -32,6 +32,28 @@ def read_replica_status(inv, secrets=None, pool=None) -> ReplicaStatus | None:
     return parse_replica_status(rows[0] if rows else None)
 
 
+def read_replica_settings(inv, secrets=None, pool=None) -> dict[str, float | None]:
+    """net_timeout, heartbeat_period and connect_retry of the replica, in seconds (None when a value cannot be
+    read, e.g. performance_schema not granted on MySQL)."""
+    rep = inv.replica
+    dialect = dialect_of(rep, inv, secrets, pool)
+
+    def number(statement: str, column: str) -> float | None:
+        try:
+            rows = sql(rep, inv, statement, secrets=secrets, pool=pool)
+        except Exception:  # noqa: BLE001 — a missing grant leaves this one value unknown, nothing more
+            return None
+        try:
+            return float(rows[0][column]) if rows and rows[0].get(column) is not None else None
+        except (TypeError, ValueError):
+            return None
+
+    status = read_replica_status(inv, secrets, pool)
+    return {"net_timeout": number(dialect.net_timeout, "v"),
+            "heartbeat_period": number(dialect.heartbeat_period, "Value"),
+            "connect_retry": float(status.connect_retry) if status and status.connect_retry is not None else None}
+
+
 def _utc_ts() -> str:
     # pt-heartbeat's format: ISO 8601 with microseconds, UTC
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")

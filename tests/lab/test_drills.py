@@ -111,7 +111,11 @@ def test_seed_drill_passes_with_measurements(healthy_lab, tmp_path):
     assert m["rpo_exposure"]["max_seconds"] >= m["detection_seconds"]
     # the dead-man's switch was disarmed for real: no process of it is left on the gateway
     assert on("aws-vpn", "pgrep", "-f", "drpoc-deadman", check=False).returncode == 1
-    assert on("aws-vpn", "test", "-e", "/run/drpoc-deadman.fired", check=False).returncode == 1
+    # its record was dropped once the journal was archived; the intent written before the fault is closed
+    assert on("aws-vpn", "test", "-e", f"/run/drpoc-deadman.d/{d['run_id']}", check=False).returncode == 1
+    assert d["safety"]["deadman"]["record"]["outcome"] == "disarmed"
+    assert d["intent"] and (tmp_path / "archive" / d["intent"]).exists()
+    assert d["feasibility"]["feasible"] is True and d["feasibility"]["replica"]["net_timeout"] == knobs["net_timeout"]
     verify = subprocess.run(DRPOC + ["verify", str(tmp_path / "archive")], capture_output=True, text=True)
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
@@ -157,8 +161,9 @@ def test_unmet_steady_state_injects_nothing_and_fails(healthy_lab, tmp_path):
 
 def test_fault_that_does_not_bite_fails(healthy_lab, tmp_path):
     # the tunnel comes back before the replica's net timeout: the replica never notices, the drill proved nothing
+    # (on purpose shorter than the replica can detect: the feasibility check only warns)
     r, journal = run_drill(tmp_path, "vpn_outage", "detect_timeout_seconds:float=0.5", "outage_seconds:float=0",
-                           "writes_during_outage:int=1")
+                           "writes_during_outage:int=1", "feasibility=warn")
     d = journal["drpoc"]
     assert r.returncode == 1
     assert d["verdict"]["status"] == "fault-not-effective"
@@ -186,8 +191,11 @@ def test_lock_refuses_a_second_drill(healthy_lab, tmp_path):
             time.sleep(0.2)
         r, journal = run_drill(tmp_path, "vpn_outage")
         assert r.returncode == 1
-        assert journal["drpoc"]["verdict"]["status"] == "aborted"
-        assert any("another drill holds the drill lock on aws-vpn" in x for x in journal["drpoc"]["verdict"]["reasons"])
+        # refused, not failed: the review counts it apart, with its cause
+        assert journal["drpoc"]["verdict"]["status"] == "not-started"
+        assert journal["drpoc"]["verdict"]["cause"] == "locked"
+        assert journal["drpoc"]["verdict"]["reasons"][0].startswith(
+            "drill not started (locked): another drill holds the drill lock on aws-vpn")
         assert "fault_injected" not in [e["name"] for e in journal["drpoc"]["events"]]
     finally:
         assert first.wait(timeout=120) == 0
@@ -228,8 +236,9 @@ def test_signal_during_outage_restores_tunnel(healthy_lab, tmp_path, sig, rollba
 
 def test_sigkill_dead_mans_switch_restores_tunnel(healthy_lab, tmp_path):
     max_outage = 15
+    # an outage longer than the switch allows: the feasibility check would refuse it, so it only warns here
     proc = subprocess.Popen(chaos_cmd("vpn_outage", tmp_path / "j.json", "outage_seconds:float=120",
-                                      f"max_outage_seconds:float={max_outage}"),
+                                      f"max_outage_seconds:float={max_outage}", "feasibility=warn"),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path,
                             env=dict(os.environ, DRPOC_ARCHIVE_DIR=str(tmp_path / "archive")))
     fault_at = _wait_fault()
@@ -242,17 +251,29 @@ def test_sigkill_dead_mans_switch_restores_tunnel(healthy_lab, tmp_path):
         time.sleep(0.5)
     print(f"tunnel back {time.monotonic() - fault_at:.1f}s after the fault (max_outage {max_outage}s)",
           file=sys.stderr)
-    assert on("aws-vpn", "test", "-f", "/run/drpoc-deadman.fired", check=False).returncode == 0
+    records = on("aws-vpn", "sh", "-c", "cat /run/drpoc-deadman.d/*", check=False).stdout
+    assert "fired " in records and "restored " in records, records
     deadline = time.monotonic() + 10
     while on("aws-vpn", "test", "-d", "/run/drpoc-drill.lock", check=False).returncode == 0:
         assert time.monotonic() < deadline, "the switch did not release the drill lock"
         time.sleep(0.2)
     assert_no_write_lost()
-    # `drpoc recover` tidies up (clears the fired marker) and is safe to run twice
-    for _ in range(2):
-        r = subprocess.run(DRPOC + ["recover"], capture_output=True, text=True, timeout=120)
+    # `drpoc recover` archives the killed drill as died (with what its switch did) and is safe to run twice
+    archive = tmp_path / "archive"
+    for i in range(2):
+        r = subprocess.run(DRPOC + ["recover", "--archive-dir", str(archive)], capture_output=True, text=True,
+                           timeout=120)
         assert r.returncode == 0, r.stdout + r.stderr
         assert "tunnel onprem-aws: already up" in r.stdout or "recovered" in r.stdout
+        assert ("had died: archived as" in r.stdout) == (i == 0), r.stdout
+    journals = [json.loads(p.read_text()) for p in archive.glob("*.json") if not p.name.endswith(".intent.json")]
+    assert [j["drpoc"]["verdict"]["status"] for j in journals] == ["died"]
+    died = journals[0]["drpoc"]["died"]
+    assert died["fault_injected"] is True
+    assert died["last_step"] in ("replica-loses-source-connection", "write-rows-during-outage", "hold-outage")
+    assert died["deadman"]["fired"] is True and died["deadman"]["restored_at"]
+    verify = subprocess.run(DRPOC + ["verify", str(archive)], capture_output=True, text=True)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
 
 
 def test_no_secret_in_any_journal_report_or_log(healthy_lab, tmp_path):

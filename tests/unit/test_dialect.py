@@ -110,3 +110,16 @@ def test_dialect_is_hashable_and_frozen():
     assert {d: 1}[Dialect("mysql", (8, 4, 3))] == 1
     with pytest.raises(AttributeError):
         d.flavor = "mariadb"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("version,needle", [
+    ("10.11.19-MariaDB-0+deb12u1", "slave_net_timeout"), ("5.7.44-log", "slave_net_timeout"),
+    ("8.0.25", "slave_net_timeout"), ("8.0.26", "replica_net_timeout"), ("8.4.3", "replica_net_timeout"),
+])
+def test_net_timeout_variable_follows_the_rename(version, needle):
+    assert needle in parse_version(version).net_timeout
+
+
+def test_heartbeat_period_source():
+    assert "Slave_heartbeat_period" in parse_version("10.11.6-MariaDB").heartbeat_period
+    assert "replication_connection_configuration" in parse_version("8.0.36").heartbeat_period
