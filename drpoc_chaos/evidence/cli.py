@@ -4,7 +4,8 @@ Exit codes
     review: 0 report written, every input read, integrity verified (and, with ``strict``, every drill passed and no
             scenario overdue); 1 report written with findings (unreadable inputs, integrity findings; with
             ``strict`` also failed drills / overdue scenarios); 2 bad arguments (bad schedule, unusable key).
-    verify: 0 archive intact; 1 any finding; 2 bad arguments (unusable public key).
+    verify: 0 archive intact; 1 any finding (an empty or missing archive too, unless ``allow_empty``); 2 bad
+            arguments (unusable public key or heads file).
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import sys
 from typing import Any, Mapping, Sequence, TextIO
 
 from .history import build_history, parse_schedule
-from .ledger import LedgerError, verify_archive
+from .ledger import HEAD_FILE_ENV, LedgerError, read_heads, verify_archive
 from .model import load_journals
 
 __all__ = ["review_command", "verify_command", "add_review_parser", "add_verify_parser"]
@@ -56,19 +57,34 @@ def review_command(paths: Sequence[str], out_dir: str, *,
 
 
 def verify_command(archive_dir: str, public_key: str | None = None, *, expected_head: str | None = None,
+                   heads_file: str | None = None, heads_archive: str | None = None, allow_empty: bool = False,
                    out: TextIO | None = None) -> int:
-    """Verify an archive against its ledger; print each finding; 0 only when nothing was found."""
+    """Verify an archive against its ledger (and the heads recorded in ``heads_file`` for it, or for
+    ``heads_archive`` when verifying a copy); print each finding; 0 only when nothing was found."""
     out = out or sys.stdout
     try:
-        report = verify_archive(archive_dir, public_key, expected_head=expected_head)
+        heads = read_heads(heads_file, heads_archive or archive_dir) if heads_file else None
+        report = verify_archive(archive_dir, public_key, expected_head=expected_head, heads=heads,
+                                allow_empty=allow_empty)
     except LedgerError as exc:
         print(f"drpoc verify: {exc}", file=out)
         return 2
+    except OSError as exc:  # verify_archive reports what it finds on disk; this is a last resort, never a traceback
+        print(f"drpoc verify: cannot read {archive_dir}: {exc}", file=out)
+        return 1
+    if heads is not None and not any("invalid" not in h for h in heads):
+        # Checking against nothing would pass silently: the very hole recorded heads are meant to close.
+        report.add("heads-none", heads_file, f"no head recorded for {heads_archive or archive_dir} in this file; "
+                   "pass --heads-archive with the path the archive had when it was recorded (a copy elsewhere), "
+                   f"or check that {HEAD_FILE_ENV} was set where drills archive")
     for f in report.findings:
         print(f"FINDING [{f.kind}] {f}", file=out)
+    for note in report.notes:
+        print(f"NOTE {note}", file=out)
     print(report.summary(), file=out)
-    if report.ok and report.head:
-        print(f"Record this head elsewhere to detect truncation later: --expect-head {report.head[1]}", file=out)
+    if report.ok and report.head and not heads_file:
+        print(f"Record this head elsewhere to detect truncation later: --expect-head {report.head[1]} "
+              f"(or set {HEAD_FILE_ENV} where drills archive: every head is then recorded for --heads)", file=out)
     return 0 if report.ok else 1
 
 
@@ -84,7 +100,8 @@ def _run_review(args: argparse.Namespace) -> int:
 
 
 def _run_verify(args: argparse.Namespace) -> int:
-    return verify_command(args.archive_dir, args.public_key, expected_head=args.expect_head)
+    return verify_command(args.archive_dir, args.public_key, expected_head=args.expect_head, heads_file=args.heads,
+                          heads_archive=args.heads_archive, allow_empty=args.allow_empty)
 
 
 def add_review_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -114,11 +131,20 @@ def add_verify_parser(subparsers: Any) -> argparse.ArgumentParser:
         "verify", help="check the journal archive against its hash-chained ledger",
         description="Recompute every journal's sha256 and the ledger's hash chain; report modified, deleted or "
                     "inserted journals and edited, deleted, reordered or inserted ledger lines; with --public-key "
-                    "also check every Ed25519 signature. Exit 1 on any finding.")
+                    "also check every Ed25519 signature; with --heads or --expect-head also that no recorded entry "
+                    "was cut or rewritten. An empty or missing archive and a drill that died without an outcome "
+                    "are findings. Exit 1 on any finding.")
     p.add_argument("archive_dir", nargs="?", default="journal", help="the archive directory (default: journal)")
     p.add_argument("--public-key", metavar="FILE", help="Ed25519 public key (PEM, OpenSSH, raw, hex or base64)")
     p.add_argument("--expect-head", metavar="ENTRY_HASH",
                    help="an entry_hash recorded earlier: detects lines cut from the end of the ledger")
+    p.add_argument("--heads", metavar="FILE",
+                   help=f"heads file written while archiving (${HEAD_FILE_ENV}): every head recorded for this "
+                        "archive must still be in the ledger at its seq")
+    p.add_argument("--heads-archive", metavar="PATH",
+                   help="the archive's path as recorded in the heads file, when verifying a copy")
+    p.add_argument("--allow-empty", action="store_true",
+                   help="an empty or missing archive is OK (nothing archived yet); recorded heads still count")
     p.set_defaults(func=_run_verify)
     return p
 

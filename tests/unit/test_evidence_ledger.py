@@ -74,7 +74,10 @@ def test_archive_name_ledger_format_and_chain(tmp_path, keypair):
     public = serialization.load_pem_public_key(pub.read_bytes())
     prev = GENESIS
     for e in lines:
-        assert set(e) == {"seq", "file", "sha256", "prev", "recorded_at", "entry_hash", "signature", "key_id"}
+        assert set(e) == {"seq", "file", "sha256", "prev", "recorded_at", "kind", "run_id", "entry_hash",
+                          "signature", "key_id"}
+        assert e["kind"] == "journal"
+        assert e["run_id"] == json.loads((tmp_path / e["file"]).read_text())["drpoc"]["run_id"]
         assert e["prev"] == prev
         assert e["sha256"] == hashlib.sha256((tmp_path / e["file"]).read_bytes()).hexdigest()
         body = {k: v for k, v in e.items() if k not in ("entry_hash", "signature")}
@@ -354,9 +357,12 @@ def test_truncated_ledger_tail_needs_the_recorded_head(tmp_path):
 
 
 def test_missing_archive_ledger_and_empty_archive(tmp_path):
+    # An empty or missing archive is what deleting everything looks like: a finding unless allowed.
     assert [f.kind for f in verify_archive(tmp_path / "nope").findings] == ["archive-missing"]
+    assert verify_archive(tmp_path / "nope", allow_empty=True).ok
     (tmp_path / "empty").mkdir()
-    assert verify_archive(tmp_path / "empty").ok
+    assert [f.kind for f in verify_archive(tmp_path / "empty").findings] == ["archive-empty"]
+    assert verify_archive(tmp_path / "empty", allow_empty=True).ok
     fill(tmp_path / "a", 2)
     (tmp_path / "a" / LEDGER_NAME).unlink()
     report = verify_archive(tmp_path / "a")
