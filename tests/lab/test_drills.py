@@ -22,20 +22,24 @@ DRPOC = [sys.executable, "-m", "drpoc_chaos.cli"]
 EVENTS = ["fault_injected", "outage_detected", "recovery_started", "tunnel_up", "io_reconnected", "caught_up"]
 
 
-def chaos_cmd(experiment: str, journal: Path, *variables: str, rollback: str | None = None) -> list[str]:
+def chaos_cmd(experiment: str, journal: Path, *variables: str, rollback: str | None = None,
+              var_file: Path | None = None) -> list[str]:
     cmd = CHAOS + ["run", "--journal-path", str(journal)]
     if rollback:
         cmd += ["--rollback-strategy", rollback]
+    if var_file:
+        cmd += ["--var-file", str(var_file)]
     for v in variables:
         cmd += ["--var", v]
     return cmd + [str(REPO / "experiments" / f"{experiment}.yaml")]
 
 
 def run_drill(tmp_path: Path, experiment: str, *variables: str, rollback: str | None = None,
-              timeout: float = 300) -> tuple[subprocess.CompletedProcess, dict]:
+              timeout: float = 300, var_file: Path | None = None) -> tuple[subprocess.CompletedProcess, dict]:
     journal = tmp_path / f"{experiment}.json"
     env = dict(os.environ, DRPOC_ARCHIVE_DIR=str(tmp_path / "archive"))
-    r = subprocess.run(chaos_cmd(experiment, journal, *variables, rollback=rollback), capture_output=True,
+    r = subprocess.run(chaos_cmd(experiment, journal, *variables, rollback=rollback, var_file=var_file),
+                       capture_output=True,
                        text=True, timeout=timeout, env=env, cwd=tmp_path)
     assert journal.exists(), r.stderr[-3000:]
     return r, json.loads(journal.read_text())

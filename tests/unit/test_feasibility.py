@@ -40,7 +40,7 @@ def test_mysql_defaults_refuse_the_shipped_values_with_the_arithmetic():
 
 
 def test_documented_mysql_defaults_values_are_feasible_without_warnings():
-    values = yaml.safe_load((REPO / "docs" / "examples" / "mysql-defaults-vars.yaml").read_text())
+    values = yaml.safe_load((REPO / "docs" / "examples" / "mysql-defaults-vars.yaml").read_text())["configuration"]
     values.pop("inventory", None)
     result = assess(MYSQL_DEFAULTS, config(**values))
     assert result.feasible, result.refusals
