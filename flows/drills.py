@@ -6,6 +6,9 @@
 - `steady-state-check`: runs only the experiment's steady-state hypothesis (no fault) and ends Failed when the DR
   posture is broken (tunnel down, replica stopped, rows differ, lag over bound).
 
+After its drills, `dr-drill` records the archive's ledger head (seq, entry_hash) outside the archive, in a Prefect
+Variable (`drpoc schedule heads --out FILE` exports them for `drpoc verify --heads FILE`).
+
 Both skip a run that starts more than `max_lateness_seconds` after its scheduled time (it ends Cancelled with a
 "skipped: late by N s" artifact), and hold the per-target global concurrency limit `drpoc-target-<inventory name>`
 while they touch the sites, so two drills (or a drill and a check) never overlap on one target.
@@ -58,6 +61,22 @@ def _target_slot(inventory: Optional[str], var_file: Optional[str], wait_seconds
     except TimeoutError:
         raise TargetBusy(f"the target was busy: no slot of concurrency limit {name!r} within "
                              f"{wait_seconds:g} s (another drill or check runs on it)") from None
+
+
+def _anchor_ledger_head(archive_dir: str) -> Optional[dict[str, Any]]:
+    """The archive's ledger head recorded in a Prefect Variable; a failure to record is logged, not raised (the
+    drills' verdict stands; the next run records the head again)."""
+    logger = get_run_logger()
+    try:
+        head = sch.record_ledger_head(archive_dir)
+    except Exception as exc:  # noqa: BLE001
+        logger.error("could not record the ledger head of %s in a Prefect Variable: %s: %s", archive_dir,
+                     type(exc).__name__, exc)
+        return None
+    if head:
+        logger.info("ledger head of %s: seq %s, entry_hash %s (Prefect Variable %s)", head["archive"], head["seq"],
+                    head["entry_hash"], sch.head_variable_name(archive_dir))
+    return head
 
 
 @task(name="chaos-drill", retries=0, cache_policy=NO_CACHE, persist_result=False,
@@ -115,6 +134,7 @@ def dr_drill(experiments: list[str] = [sch.DEFAULT_EXPERIMENT],  # noqa: B006 â€
             except Exception as exc:  # noqa: BLE001 â€” collect every result first, fail at the end
                 results.append(sch.DrillResult(experiment=experiment, passed=False, status="error",
                                                reasons=[f"{type(exc).__name__}: {exc}"]))
+    _anchor_ledger_head(archive_dir)
     if any(not r.passed for r in results):
         raise DrillNotPassed(sch.failure_message(results))
     return [{"experiment": r.experiment, "status": r.status, "run_id": r.run_id, "archived_as": r.archived_as}

@@ -1,15 +1,18 @@
-"""The `drpoc schedule up|down|status` and `drpoc drill now` commands: the argparse helpers
+"""The `drpoc schedule up|down|status|alerts|heads` and `drpoc drill now` commands: the argparse helpers
 `add_schedule_parser` / `add_drill_parser` the `drpoc` CLI mounts, and the functions they run."""
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from .server import drill_now, schedule_down, schedule_status, schedule_up
-from .settings import DEFAULT_DEPLOYMENT, DEFAULT_PORT, SchedulingError
+from .alerts import AUTOMATIONS_FILE, apply_alerts
+from .server import (SchedulerPaths, api_healthy, api_url_for, default_state_dir, drill_now, read_record,
+                     schedule_down, schedule_status, schedule_up)
+from .settings import DEFAULT_ARCHIVE_DIR, DEFAULT_DEPLOYMENT, DEFAULT_PORT, REPO_ROOT, SchedulingError
 
 
 # ==============================================================================================================
@@ -22,12 +25,66 @@ def _err(msg: str) -> None:
 
 def _cmd_schedule_up(args: argparse.Namespace) -> int:
     try:
-        schedule_up(port=args.port, state_dir=args.state_dir, worker=not args.no_worker, timeout=args.timeout,
-                    out=_err)
+        res = schedule_up(port=args.port, state_dir=args.state_dir, worker=not args.no_worker, timeout=args.timeout,
+                          alerts=not args.no_alerts, alerts_block=args.alerts_block, out=_err)
     except SchedulingError as exc:
         _err(f"drpoc schedule up: {exc}")
         return 1
+    if res.get("alerts", {}).get("status") == "error":
+        _err(f"drpoc schedule up: the scheduler runs, but its alerts were not applied: {res['alerts']['message']}")
+        return 1
     return 0
+
+
+def _api_url(args: argparse.Namespace) -> str:
+    """--api-url, else the local scheduler's server, else PREFECT_API_URL, else 127.0.0.1:4200."""
+    if getattr(args, "api_url", None):
+        return args.api_url
+    server = read_record(SchedulerPaths(Path(args.state_dir) if args.state_dir else default_state_dir()), "server")
+    return (server or {}).get("api_url") or os.environ.get("PREFECT_API_URL") or api_url_for(DEFAULT_PORT)
+
+
+def _cmd_schedule_alerts(args: argparse.Namespace) -> int:
+    api_url = _api_url(args)
+    if not api_healthy(api_url):
+        _err(f"drpoc schedule alerts: no Prefect API at {api_url} (give --api-url, or `drpoc schedule up`)")
+        return 1
+    try:
+        res = apply_alerts(automations_file=args.file, prefect_file=args.prefect_file, block=args.block,
+                           webhook_url=args.webhook_url, dry_run=args.dry_run, api_url=api_url, out=_err)
+    except SchedulingError as exc:
+        _err(f"drpoc schedule alerts: {exc}")
+        return 1
+    if args.json:
+        print(json.dumps(res, indent=2))
+    return 3 if res["status"] == "skipped" else 0
+
+
+def _cmd_schedule_heads(args: argparse.Namespace) -> int:
+    import prefect.settings as ps
+
+    from .heads import heads_jsonl, recorded_heads
+    api_url = _api_url(args)
+    if not api_healthy(api_url):
+        _err(f"drpoc schedule heads: no Prefect API at {api_url} (give --api-url, or `drpoc schedule up`)")
+        return 1
+    archive = None if args.all else args.archive
+    with ps.temporary_settings(updates={ps.PREFECT_API_URL: api_url}):
+        heads = recorded_heads(archive)
+    text = heads_jsonl(heads)
+    if args.out in (None, "-"):
+        sys.stdout.write(text)
+    else:
+        out = Path(args.out)
+        tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, out)
+    where = "every archive" if archive is None else str(Path(archive).resolve())
+    _err(f"{len(heads)} recorded ledger head(s) of {where}"
+         + (f" written to {args.out}" if args.out not in (None, "-") else "")
+         + (f"; check them with `drpoc verify {archive} --heads {args.out}`" if heads and archive is not None
+            and args.out not in (None, "-") else ""))
+    return 0 if heads else 2
 
 
 def _cmd_schedule_down(args: argparse.Namespace) -> int:
@@ -51,6 +108,12 @@ def _cmd_schedule_status(args: argparse.Namespace) -> int:
                   + f"\n  {'':<40} next: {d['next_run'] or '-'}   last: {d['last_run'] or '-'}")
         if st.get("error"):
             print(f"error reading deployments: {st['error']}")
+        if st["healthy"] and st.get("alerts") is not None:
+            alerts = st["alerts"]
+            print(f"alerts: {len(alerts)} drpoc automation(s)" if alerts else
+                  "alerts: NONE (no notification block? see `drpoc schedule alerts`)")
+            for a in alerts:
+                print(f"  {a['name']}" + ("" if a["enabled"] else "  DISABLED"))
         if st["healthy"]:
             print(f"UI: {st['api_url'][:-4] if st['api_url'].endswith('/api') else st['api_url']}")
     return 0 if st["healthy"] and st["worker"]["running"] else 1
@@ -79,7 +142,7 @@ def _cmd_drill_now(args: argparse.Namespace) -> int:
 
 
 def add_schedule_parser(subparsers) -> argparse.ArgumentParser:
-    """`drpoc schedule up|down|status` — mount with `add_schedule_parser(sub)`; each leaf sets `func`."""
+    """`drpoc schedule up|down|status|alerts|heads` — mount with `add_schedule_parser(sub)`; each leaf sets `func`."""
     sched = subparsers.add_parser("schedule", help="the local Prefect scheduler: server, deployments, worker",
                                   description="Run the drills on their schedules (docs/SCHEDULING.md).")
     ssub = sched.add_subparsers(dest="schedule_cmd", required=True)
@@ -87,6 +150,10 @@ def add_schedule_parser(subparsers) -> argparse.ArgumentParser:
     up.add_argument("--port", type=int, default=DEFAULT_PORT, help="server port on 127.0.0.1 (default %(default)s)")
     up.add_argument("--no-worker", action="store_true", help="do not start a worker (workers run elsewhere)")
     up.add_argument("--timeout", type=float, default=180.0, help="bound for each wait, seconds (%(default)s)")
+    up.add_argument("--alerts-block", default=None, metavar="NAME",
+                    help="notification block the alerts use (default: notify.block of flows/automations.yaml, "
+                         "drpoc-alerts); when it does not exist the alerts are skipped, with how to create it")
+    up.add_argument("--no-alerts", action="store_true", help="do not apply flows/automations.yaml")
     up.set_defaults(func=_cmd_schedule_up)
     down = ssub.add_parser("down", help="stop the worker and the server started by `schedule up`")
     down.add_argument("--timeout", type=float, default=20.0, help="seconds before SIGKILL (%(default)s)")
@@ -94,7 +161,35 @@ def add_schedule_parser(subparsers) -> argparse.ArgumentParser:
     status = ssub.add_parser("status", help="server, worker, deployments, next and last runs")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(func=_cmd_schedule_status)
-    for p in (up, down, status):
+    alerts = ssub.add_parser(
+        "alerts", help="apply the alerting automations of flows/automations.yaml (idempotent)",
+        description="Apply the automations of flows/automations.yaml to a Prefect API (the local scheduler's, "
+                    "--api-url, or PREFECT_API_URL): failed drill or check, no completed run of a scheduled "
+                    "deployment within its interval + grace, work pool not ready; each notifies through a "
+                    "notification block. Exit 0 applied, 3 skipped (no such block), 1 error.")
+    alerts.add_argument("--api-url", default=None, help="Prefect API, e.g. a shared server's https://…/api")
+    alerts.add_argument("--block", default=None, metavar="NAME|TYPE/NAME",
+                        help="notification block (default: notify.block of the file, drpoc-alerts)")
+    alerts.add_argument("--webhook-url", default=None, metavar="URL",
+                        help="first create or update a Custom Webhook block of that name posting JSON "
+                             "{subject, body, text} to URL")
+    alerts.add_argument("--file", type=Path, default=AUTOMATIONS_FILE, help="automations file (%(default)s)")
+    alerts.add_argument("--prefect-file", type=Path, default=REPO_ROOT / "flows" / "prefect.yaml",
+                        help="deployments file (%(default)s)")
+    alerts.add_argument("--dry-run", action="store_true", help="say what would change, change nothing")
+    alerts.add_argument("--json", action="store_true", help="print the result as JSON")
+    alerts.set_defaults(func=_cmd_schedule_alerts)
+    heads = ssub.add_parser(
+        "heads", help="export the ledger heads recorded after each drill (for `drpoc verify --heads`)",
+        description="Write the archive ledger heads the dr-drill flow recorded in Prefect Variables as JSON lines "
+                    '{"seq", "entry_hash", "recorded_at", "archive"}, oldest first. Exit 2 when none is recorded.')
+    heads.add_argument("--out", default="-", metavar="FILE", help="output file (default: standard output)")
+    heads.add_argument("--archive", type=Path, default=REPO_ROOT / DEFAULT_ARCHIVE_DIR,
+                       help="the archive directory the drills wrote to (default: %(default)s)")
+    heads.add_argument("--all", action="store_true", help="the heads of every archive")
+    heads.add_argument("--api-url", default=None, help="Prefect API (default: the local scheduler's)")
+    heads.set_defaults(func=_cmd_schedule_heads)
+    for p in (up, down, status, alerts, heads):
         p.add_argument("--state-dir", type=Path, default=None,
                        help="PREFECT_HOME of the scheduler (default: <repo>/.state/prefect)")
     return sched

@@ -1,6 +1,7 @@
 """The local scheduler on one machine: `schedule_up` / `schedule_down` / `schedule_status` / `drill_now` — a
-`prefect server start` on 127.0.0.1, the deployments applied by flows/deploy.py, a process worker, each recorded by
-pid (and start time) under PREFECT_HOME, and the Prefect REST API they are checked and driven through.
+`prefect server start` on 127.0.0.1, the deployments applied by flows/deploy.py, the alerts of flows/automations.yaml
+(alerts.py), a process worker, each recorded by pid (and start time) under PREFECT_HOME, and the Prefect REST API
+they are checked and driven through.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from ..lab.system import port_in_use
+from .alerts import apply_alerts
 from .chaos_runs import _kill_group
 from .deployments import load_deployment_specs
 from .settings import (DEFAULT_DEPLOYMENT, DEFAULT_HOST, DEFAULT_PORT, REPO_ROOT, WORK_POOL_TYPE, SchedulingError,
@@ -200,9 +202,12 @@ def _pool_of(prefect_file: Path) -> str:
 
 def schedule_up(*, port: int = DEFAULT_PORT, state_dir: Path | None = None, repo: Path = REPO_ROOT,
                 prefect_file: Path | None = None, worker: bool = True, timeout: float = 180.0,
-                worker_query_seconds: float | None = None, out: Callable[[str], None] = print) -> dict[str, Any]:
+                worker_query_seconds: float | None = None, alerts: bool = True, alerts_block: str | None = None,
+                automations_file: Path | None = None, out: Callable[[str], None] = print) -> dict[str, Any]:
     """Start (or find running) a local Prefect server on 127.0.0.1:`port`, apply the deployments of
-    flows/prefect.yaml, start a worker on their pool. Idempotent; every wait is bounded by `timeout`."""
+    flows/prefect.yaml, then (`alerts`) the automations of flows/automations.yaml, start a worker on their pool.
+    Idempotent; every wait is bounded by `timeout`. `result["alerts"]["status"]` is "applied", "skipped" (no
+    notification block: the message says how to create one), "error" (the rest still started) or "off"."""
     paths = SchedulerPaths(Path(state_dir) if state_dir else default_state_dir(repo))
     paths.home.mkdir(parents=True, exist_ok=True)
     prefect_file = Path(prefect_file) if prefect_file else repo / "flows" / "prefect.yaml"
@@ -252,6 +257,17 @@ def schedule_up(*, port: int = DEFAULT_PORT, state_dir: Path | None = None, repo
     for line in p.stdout.strip().splitlines():
         out("  " + line)
     result["deployments"] = p.stdout.strip().splitlines()
+
+    result["alerts"] = {"status": "off"}
+    if alerts:
+        afile = Path(automations_file) if automations_file else repo / "flows" / "automations.yaml"
+        out(f"applying the alerts of {afile} …")
+        try:
+            result["alerts"] = apply_alerts(automations_file=afile, prefect_file=prefect_file, block=alerts_block,
+                                            api_url=api_url, out=lambda m: out("  " + m.replace("\n", "\n  ")))
+        except Exception as exc:  # noqa: BLE001 — the drills still run without alerts; the CLI exits 1
+            result["alerts"] = {"status": "error", "message": str(exc)}
+            out(f"  alerts NOT applied: {exc}")
 
     if worker:
         wrec = read_record(paths, "worker")
@@ -369,6 +385,12 @@ def schedule_status(*, state_dir: Path | None = None, repo: Path = REPO_ROOT, ap
                     "last_run": (f"{last[0]['state']['name']} at {last[0].get('end_time')}" if last else None)})
         except Exception as exc:  # noqa: BLE001
             st["error"] = str(exc)
+        try:
+            autos = _http("POST", f"{api_url}/automations/filter", json={}).json()
+            st["alerts"] = [{"name": a["name"], "enabled": a.get("enabled", True)} for a in autos
+                            if str(a.get("name", "")).startswith("drpoc: ")]
+        except Exception:  # noqa: BLE001
+            st["alerts"] = None
     return st
 
 
