@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -29,6 +30,7 @@ from .settings import PREFECT_FILE, REPO_ROOT, SchedulingError, utc_now
 
 AUTOMATIONS_FILE = REPO_ROOT / "flows" / "automations.yaml"
 DEFAULT_ALERTS_BLOCK = "drpoc-alerts"
+ALERT_NAME_PREFIX = "drpoc: "            # name_prefix of the shipped file: `drpoc schedule status` lists these
 DEFAULT_GRACE_SECONDS = 6 * 3600
 MIN_PROACTIVE_WITHIN_SECONDS = 10          # Prefect refuses a Proactive trigger with a shorter window
 _EXPANSIONS = (None, "scheduled_deployment", "work_pool")
@@ -398,7 +400,8 @@ def apply_alerts(*, automations_file: str | os.PathLike = AUTOMATIONS_FILE,
             raise SchedulingError(f"--webhook-url creates a Custom Webhook block: give its NAME, not {ref!r}")
         if not dry_run:
             ensure_webhook_block(ref, webhook_url)
-            out(f"notification block {ref!r} (Custom Webhook) now posts to {webhook_url.split('?')[0]}")
+            u = urlsplit(webhook_url)                # the path of a Slack-style URL is its secret: not printed
+            out(f"notification block {ref!r} (Custom Webhook) now posts to {u.scheme}://{u.netloc}/…")
     doc = find_notification_block(client, ref)
     if doc is None:
         msg = block_help(ref, where or None)

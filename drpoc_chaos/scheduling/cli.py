@@ -146,7 +146,8 @@ def add_schedule_parser(subparsers) -> argparse.ArgumentParser:
     sched = subparsers.add_parser("schedule", help="the local Prefect scheduler: server, deployments, worker",
                                   description="Run the drills on their schedules (docs/SCHEDULING.md).")
     ssub = sched.add_subparsers(dest="schedule_cmd", required=True)
-    up = ssub.add_parser("up", help="start the Prefect server (127.0.0.1), apply flows/prefect.yaml, start a worker")
+    up = ssub.add_parser("up", help="start the Prefect server (127.0.0.1), apply flows/prefect.yaml and the alerts "
+                                        "of flows/automations.yaml, start a worker")
     up.add_argument("--port", type=int, default=DEFAULT_PORT, help="server port on 127.0.0.1 (default %(default)s)")
     up.add_argument("--no-worker", action="store_true", help="do not start a worker (workers run elsewhere)")
     up.add_argument("--timeout", type=float, default=180.0, help="bound for each wait, seconds (%(default)s)")

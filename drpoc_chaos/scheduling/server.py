@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from ..lab.system import port_in_use
-from .alerts import apply_alerts
+from .alerts import ALERT_NAME_PREFIX, apply_alerts
 from .chaos_runs import _kill_group
 from .deployments import load_deployment_specs
 from .settings import (DEFAULT_DEPLOYMENT, DEFAULT_HOST, DEFAULT_PORT, REPO_ROOT, WORK_POOL_TYPE, SchedulingError,
@@ -388,7 +388,7 @@ def schedule_status(*, state_dir: Path | None = None, repo: Path = REPO_ROOT, ap
         try:
             autos = _http("POST", f"{api_url}/automations/filter", json={}).json()
             st["alerts"] = [{"name": a["name"], "enabled": a.get("enabled", True)} for a in autos
-                            if str(a.get("name", "")).startswith("drpoc: ")]
+                            if str(a.get("name", "")).startswith(ALERT_NAME_PREFIX)]
         except Exception:  # noqa: BLE001
             st["alerts"] = None
     return st

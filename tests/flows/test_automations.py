@@ -367,8 +367,76 @@ def test_heads_are_recorded_once_each_bounded_and_exported_as_json_lines(prefect
     assert {str(archive.resolve()), str(small.resolve())} <= every
     assert sch.head_variable_name(archive) != sch.head_variable_name(tmp_path / "x" / "archive")
 
+    # the command line, against the same server
+    import subprocess
+    import sys
+
+    import prefect.settings as ps
+    drpoc = [str(Path(sys.executable).parent / "drpoc"), "schedule", "heads", "--api-url",
+             ps.PREFECT_API_URL.value()]
+    cli_out = tmp_path / "cli-heads.jsonl"
+    p = subprocess.run(drpoc + ["--archive", str(small), "--out", str(cli_out)], capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert cli_out.read_text() == out.read_text() and "6 recorded ledger head(s)" in p.stderr
+    p = subprocess.run(drpoc + ["--archive", str(tmp_path / "never")], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and p.stdout == ""
+
+    # usable by `drpoc verify ARCHIVE --heads FILE`: passes as is, and catches the ledger's last lines cut off
+    verify = [str(Path(sys.executable).parent / "drpoc"), "verify", str(small), "--heads", str(cli_out)]
+    p = subprocess.run(verify, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    ledger_file = small / "ledger.jsonl"
+    ledger_file.write_text("".join(ledger_file.read_text().splitlines(keepends=True)[:8]))
+    p = subprocess.run(verify, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1 and "FINDING" in p.stdout, p.stdout
+
 
 def test_default_page_size_fits_a_prefect_variable():
     heads = [[10 ** 6 + i, "f" * 64, "2026-11-29T17:01:02.123456Z"] for i in range(hd.PAGE_SIZE)]
     assert len(json.dumps({"archive": "/" + "a" * 200, "heads": heads})) < 5000
     assert (hd.PAGES - 1) * hd.PAGE_SIZE >= 480
+
+
+# ---------------------------------------------------------------------------------------------- `drpoc schedule up`
+
+def test_schedule_up_applies_the_alerts_once_block_or_not(receiver, tmp_path):
+    """A real `prefect server start` on a free port (no worker, no lab): without the block `schedule up` still
+    succeeds and says how to create it; `drpoc schedule alerts --webhook-url` creates the block and the alerts; a
+    second `schedule up` leaves them unchanged; status lists them."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    state_dir = tmp_path / "prefect"
+    msgs: list[str] = []
+    try:
+        up = sch.schedule_up(port=port, state_dir=state_dir, worker=False, timeout=120, out=msgs.append)
+        assert up["alerts"]["status"] == "skipped" and "drpoc-alerts" in up["alerts"]["message"]
+        assert any("NOT applied" in m for m in msgs)
+        assert sch.schedule_status(state_dir=state_dir)["alerts"] == []
+
+        drpoc = [str(Path(sys.executable).parent / "drpoc")]
+        p = subprocess.run(drpoc + ["schedule", "alerts", "--state-dir", str(state_dir), "--webhook-url",
+                                    receiver.url, "--json"], capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, p.stderr
+        res = json.loads(p.stdout)
+        assert res["status"] == "applied" and res["block"] == "custom-webhook/drpoc-alerts"
+        assert [w for w, _ in res["changes"]] == ["created"] * 5
+
+        msgs.clear()
+        again = sch.schedule_up(port=port, state_dir=state_dir, worker=False, timeout=120, out=msgs.append)
+        assert again["server_pid"] == up["server_pid"]
+        assert [w for w, _ in again["alerts"]["changes"]] == ["unchanged"] * 5, msgs
+        st = sch.schedule_status(state_dir=state_dir)
+        assert len(st["alerts"]) == 5 and all(a["enabled"] for a in st["alerts"])
+
+        p = subprocess.run(drpoc + ["schedule", "alerts", "--state-dir", str(state_dir), "--block", "nope"],
+                           capture_output=True, text=True, timeout=120)
+        assert p.returncode == 3 and "no Prefect notification block named 'nope'" in p.stderr
+    finally:
+        down = sch.schedule_down(state_dir=state_dir, out=msgs.append)
+    assert down["server"] == "stopped", msgs
