@@ -14,6 +14,7 @@ pytestmark = pytest.mark.lab
 REPO = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("soak_kill", REPO / "benchmarks" / "soak_kill.py")
 soak_kill = importlib.util.module_from_spec(_spec)
+sys.modules["soak_kill"] = soak_kill  # dataclasses look their module up while the class is built
 _spec.loader.exec_module(soak_kill)
 
 
