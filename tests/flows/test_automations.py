@@ -299,6 +299,30 @@ def test_a_failed_dr_drill_run_fires_the_alert_webhook_and_records_the_ledger_he
         _delete_drpoc_automations(prefect_client)
 
 
+def test_work_pool_not_ready_fires_the_pool_alert_and_only_for_our_pool(prefect_client, deployed, receiver):
+    """The event the server's foreman emits when no worker polls the pool, emitted here (waiting for the foreman to
+    give up on a worker takes minutes); the same event for another pool does not match."""
+    from prefect.events import emit_event
+
+    _delete_drpoc_automations(prefect_client)
+    block = f"drpoc-alerts-{uuid.uuid4().hex[:6]}"
+    pool = prefect_client.read_work_pool("drpoc-pool")
+    try:
+        assert sch.apply_alerts(block=block, webhook_url=receiver.url, out=lambda m: None)["status"] == "applied"
+        time.sleep(2)
+        for name, pool_id in (("other-pool", uuid.uuid4()), ("drpoc-pool", pool.id)):
+            emit_event(event="prefect.work-pool.not-ready",
+                       resource={"prefect.resource.id": f"prefect.work-pool.{pool_id}",
+                                 "prefect.resource.name": name, "prefect.work-pool.type": "process"})
+        seen = receiver.wait_for(lambda m: "not ready" in m.get("subject", ""), timeout=60)
+        assert seen[-1]["subject"] == "drpoc ALERT: work pool drpoc-pool not ready (no worker)"
+        assert "prefect worker start --pool drpoc-pool" in seen[-1]["body"]
+        time.sleep(3)
+        assert receiver.got.empty() and not any("other-pool" in json.dumps(m) for m in seen)
+    finally:
+        _delete_drpoc_automations(prefect_client)
+
+
 def test_absence_trigger_fires_when_no_run_completes_within_its_window(prefect_client, deployed, receiver,
                                                                        tmp_path):
     """The shipped absence entry, on a deployment whose schedule fires every 5 s (+ 5 s grace: a 10 s window)."""
