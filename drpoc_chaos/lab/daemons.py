@@ -1,0 +1,97 @@
+"""Starting the lab's daemons and recording their PIDs: sshd on the four hosts, strongSwan's charon on the two
+gateways, mariadbd on the two database hosts, and the 127.0.0.1 publisher in the root namespace.
+
+Every daemon gets a pid file under the run directory (pids/<name>); `lab down` stops them by PID, never by name
+(teardown.py). Each daemon runs in its own session with its output appended to <run>/<name>.log, so it outlives the
+`drpoc` process that started it.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+from .context import LabContext
+from .system import LabError, pid_alive, which
+from .topology import CONNECTION, GATEWAYS, enter_command, published_ports
+
+
+def spawn(ctx: LabContext, host: str, name: str, cmd: list[str]) -> int:
+    log = open(ctx.paths.run / f"{name}.log", "ab")
+    proc = subprocess.Popen(enter_command(host, ctx.paths) + cmd, stdin=subprocess.DEVNULL, stdout=log,
+                            stderr=log, start_new_session=True, close_fds=True)
+    log.close()
+    ctx.write_pid(name, proc.pid)
+    return proc.pid
+
+
+def start_sshd(ctx: LabContext, host: str) -> None:
+    cfg = ctx.paths.host_etc(host) / "sshd_config"
+    spawn(ctx, host, f"sshd-{host}", [which("sshd") or "/usr/sbin/sshd", "-D", "-e", "-f", str(cfg)])
+
+
+def start_strongswan(ctx: LabContext) -> None:
+    # AWS answers (auto=add) and must have loaded the conn before on-prem initiates (docs/LAB.md, trap 1):
+    # `ipsec start` returns before the config is loaded, so wait for the conn to be listed.
+    for site in ("aws", "onprem"):
+        host = GATEWAYS[site]["host"]
+        ctx.exec_in(host, ["ipsec", "start"], timeout=20)
+        deadline = time.monotonic() + 15
+        while True:
+            r = ctx.exec_in(host, ["ipsec", "statusall"], check=False, timeout=10)
+            if f"{CONNECTION}:" in r.stdout:
+                break
+            if time.monotonic() > deadline:
+                raise LabError(f"lab host {host}: charon did not load conn {CONNECTION} within 15s; "
+                               f"see `drpoc lab exec {host} -- ipsec statusall`")
+            time.sleep(0.05)
+        # `ipsec start` daemonises charon: its PID is in the host's own /run, copied to our pid file
+        pid = _host_pid_file(ctx, host, "/run/charon.pid")
+        if pid:
+            ctx.write_pid(f"charon-{host}", pid)
+    ctx.say("strongSwan charon started on both gateways (AWS answers, on-prem initiates)")
+
+
+def _host_pid_file(ctx: LabContext, host: str, path: str) -> int | None:
+    r = ctx.exec_in(host, ["cat", path], check=False, timeout=5)
+    try:
+        return int(r.stdout.strip())
+    except ValueError:
+        return None
+
+
+def start_mariadb(ctx: LabContext, host: str) -> None:
+    spawn(ctx, host, f"mariadbd-{host}", [which("mariadbd") or "/usr/sbin/mariadbd"])
+
+
+def wait_mariadb(ctx: LabContext, host: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if ctx.sql(host, "SELECT 1;", check=False, timeout=10).returncode == 0:
+            return
+        if not pid_alive(ctx.read_pid(f"mariadbd-{host}")):
+            log = ctx.paths.datadir(host) / "error.log"
+            tail = log.read_text(errors="replace").splitlines()[-5:] if log.exists() else []
+            raise LabError(f"lab host {host}: mariadbd exited during start: " + " | ".join(tail))
+        if time.monotonic() > deadline:
+            raise LabError(f"lab host {host}: MariaDB did not answer within {timeout:.0f}s")
+        time.sleep(0.1)
+
+
+def start_publisher(ctx: LabContext) -> None:
+    """The relay of publish.py: listens on 127.0.0.1 and connects inside the lab hosts' network namespaces, so the
+    root namespace needs no route to the lab. Returns once it has printed "ready" (every port is bound)."""
+    spec = [[lp, f"/run/netns/{host}", tp] for lp, host, tp in published_ports()]
+    spec_file = ctx.paths.run / "publish.json"
+    spec_file.write_text(json.dumps(spec))
+    log = open(ctx.paths.run / "publish.log", "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "drpoc_chaos.lab.publish", str(spec_file)],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
+                            start_new_session=True, close_fds=True)
+    log.close()
+    ctx.write_pid("publish", proc.pid)
+    line = proc.stdout.readline().decode().strip() if proc.stdout else ""
+    if line != "ready":
+        raise LabError("the 127.0.0.1 publisher did not start; see " + str(ctx.paths.run / "publish.log"))
+    proc.stdout.close()

@@ -1,0 +1,122 @@
+"""Is the lab up and working? Read-only checks, asked the way an operator would: `ipsec statusall` on each gateway
+and `SHOW REPLICA STATUS` on the replica (parsed by the project's own parsers), the daemons' PIDs, the WAN counters.
+
+`check` is what `lab up` waits for and what `lab status` shows: healthy means the five namespaces exist, every
+daemon runs, the tunnel is up on both gateways and the replica's IO and SQL threads run.
+"""
+from __future__ import annotations
+
+import json
+import time
+
+from ..replication.status import ReplicaStatusParseError, parse_replica_status_text
+from ..vpn.status import VpnStatusParseError, parse_ipsec_statusall
+from .context import LabContext, netns_exists
+from .system import LabError, pid_alive, run
+from .topology import CONNECTION, DATABASES, GATEWAYS, HOSTS, HOSTS_BY_NAME, LAB_HOST_NAMES, published_ports
+
+
+def tunnel_state(ctx: LabContext, host: str) -> dict:
+    site = HOSTS_BY_NAME[host].site
+    r = ctx.exec_in(host, ["ipsec", "statusall"], check=False, timeout=10)
+    if r.returncode != 0:
+        return {"state": "unknown", "error": (r.stderr or r.stdout).strip()[:200] or f"exit {r.returncode}"}
+    try:
+        st = parse_ipsec_statusall(r.stdout)
+    except VpnStatusParseError as exc:
+        return {"state": "unknown", "error": str(exc)}
+    g = GATEWAYS[site]
+    return {"state": st.tunnel_state(CONNECTION, [g["local"]], [g["remote"]]),
+            "sas": f"{st.up_count} up, {st.connecting_count} connecting"}
+
+
+def replica_state(ctx: LabContext) -> dict:
+    host = DATABASES["onprem"]["host"]
+    r = ctx.sql(host, "SHOW REPLICA STATUS\\G", check=False, timeout=10, column_names=True)
+    if r.returncode != 0:
+        return {"io": None, "sql": None, "error": (r.stderr or "").strip()[:200]}
+    try:
+        st = parse_replica_status_text(r.stdout)
+    except ReplicaStatusParseError as exc:
+        return {"io": None, "sql": None, "error": str(exc)}
+    if st is None:
+        return {"io": None, "sql": None, "error": "replication is not configured"}
+    t = ctx.sql(host, "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema='testdb' "
+                      "AND table_name='ping';", check=False, timeout=10)
+    return {"io": st.io_running, "sql": st.sql_running, "seconds_behind": st.seconds_behind_source,
+            "last_io_errno": st.last_io_errno, "last_io_error": st.last_io_error,
+            "source": f"{st.source_host}:{st.source_port}", "gtid_io_pos": st.gtid_io_pos,
+            "ping_table": t.stdout.strip() == "1"}
+
+
+def wan_counters() -> dict:
+    """Packets and bytes per counter of the WAN router's nft table (configs.wan_counters_nft)."""
+    r = run(["ip", "netns", "exec", "wan", "nft", "-j", "list", "counters", "table", "inet", "drpoc_wan"],
+            check=False, timeout=10)
+    out = {}
+    try:
+        for item in json.loads(r.stdout).get("nftables", []):
+            c = item.get("counter")
+            if c:
+                out[c["name"]] = {"packets": c["packets"], "bytes": c["bytes"]}
+    except ValueError:
+        pass
+    return out
+
+
+def daemon_states(ctx: LabContext) -> dict:
+    """daemon@host -> alive, by the PIDs daemons.py recorded."""
+    out = {}
+    for h in HOSTS:
+        if h.ssh_port:
+            out[f"sshd@{h.name}"] = pid_alive(ctx.read_pid(f"sshd-{h.name}"))
+        if h.role == "gateway":
+            out[f"charon@{h.name}"] = pid_alive(ctx.read_pid(f"charon-{h.name}"))
+        if h.role == "database":
+            out[f"mariadbd@{h.name}"] = pid_alive(ctx.read_pid(f"mariadbd-{h.name}"))
+    out["publisher@127.0.0.1"] = pid_alive(ctx.read_pid("publish"))
+    return out
+
+
+def check(ctx: LabContext) -> dict:
+    problems = []
+    hosts = {h: netns_exists(h) for h in LAB_HOST_NAMES}
+    problems += [f"namespace {h} missing" for h, ok in hosts.items() if not ok]
+    if not all(hosts.values()):
+        return {"healthy": False, "problems": problems, "hosts": hosts, "daemons": {}, "tunnels": {},
+                "replica": {}}
+    daemons = daemon_states(ctx)
+    problems += [f"{d} not running" for d, ok in daemons.items() if not ok]
+    tunnels = {GATEWAYS[s]["host"]: tunnel_state(ctx, GATEWAYS[s]["host"]) for s in ("aws", "onprem")}
+    problems += [f"tunnel on {h} is {t['state']}" for h, t in tunnels.items() if t["state"] != "up"]
+    replica = replica_state(ctx) if daemons.get("mariadbd@onprem-db") else {}
+    if replica.get("io") != "Yes" or replica.get("sql") != "Yes":
+        problems.append(f"replica IO={replica.get('io')} SQL={replica.get('sql')}")
+    return {"healthy": not problems, "problems": problems, "hosts": hosts, "daemons": daemons,
+            "tunnels": tunnels, "replica": replica}
+
+
+def wait_healthy(ctx: LabContext, timeout: float) -> None:
+    """Until healthy and the replica has received testdb.ping (the source's bootstrap reached it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        h = check(ctx)
+        if h["healthy"] and h["replica"].get("ping_table"):
+            ctx.say("tunnel ESTABLISHED/INSTALLED on both gateways; replica IO and SQL running")
+            return
+        if time.monotonic() > deadline:
+            raise LabError("the lab did not become healthy within {:.0f}s: {}".format(
+                timeout, "; ".join(h["problems"]) or "replica has not received testdb.ping"))
+        time.sleep(0.2)
+
+
+def status(ctx: LabContext) -> dict:
+    """`drpoc lab status`: the health check plus what lab.json recorded, the inventory, the published ports and the
+    WAN counters."""
+    state = ctx.read_state()
+    h = check(ctx)
+    return {"up": ctx.paths.lab_json.exists(), "esp_mode": state.get("esp_mode"), "knobs": state.get("knobs"),
+            "inventory": str(ctx.paths.inventory) if ctx.paths.inventory.exists() else None,
+            "published": [{"port": lp, "host": host, "service": "ssh" if tp == 22 else "mysql"}
+                          for lp, host, tp in published_ports()],
+            "wan_counters": wan_counters() if h["hosts"].get("wan") else {}, **h}

@@ -1,0 +1,63 @@
+"""The /etc files each lab host sees, written to disk and later bind-mounted over /etc inside its mount namespace
+(the machine's own /etc is never changed).
+
+Shared by all hosts (under the run directory): passwd, group and shadow with the lab's two login users added, and a
+sudoers.d file. Per host (under the state directory, hosts/<host>/etc): hosts and sshd_config; on a gateway
+ipsec.conf, ipsec.secrets and strongswan.conf; on a database host the whole mysql/ directory with its my.cnf.
+The text of every file comes from configs.py.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from . import configs
+from .context import LabContext
+from .topology import DATABASES, HOSTS, Host, LabSettings, Paths
+
+
+def write_host_files(ctx: LabContext, settings: LabSettings, libipsec: bool) -> None:
+    p = ctx.paths
+    passwd, group, shadow = configs.user_database(Path("/etc/passwd").read_text(),
+                                                  Path("/etc/group").read_text(), str(p.state / "home"))
+    etc = p.shared_etc
+    (etc / "passwd").write_text(passwd)
+    (etc / "group").write_text(group)
+    (etc / "shadow").write_text(shadow)
+    os.chmod(etc / "shadow", 0o640)
+    sud = etc / "sudoers.d"
+    sud.mkdir(exist_ok=True)
+    (sud / "drpoc-lab").write_text(configs.sudoers())
+    os.chmod(sud / "drpoc-lab", 0o440)
+    for h in HOSTS:
+        if not h.has_mount_ns:
+            continue
+        d = p.host_etc(h.name)
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "hosts").write_text(configs.hosts_file(h.name))
+        (d / "sshd_config").write_text(configs.sshd_config(
+            str(p.host_dir(h.name) / "ssh_host_ed25519_key"), str(p.ssh / "authorized_keys")))
+        if h.role == "gateway":
+            (d / "ipsec.conf").write_text(configs.ipsec_conf(h.site))
+            (d / "ipsec.secrets").write_text(configs.ipsec_secrets(h.site, ctx.secret("psk")))
+            os.chmod(d / "ipsec.secrets", 0o600)
+            (d / "strongswan.conf").write_text(configs.strongswan_conf(libipsec))
+        if h.role == "database":
+            db = DATABASES[h.site]
+            (d / "mysql").mkdir(exist_ok=True)
+            (d / "mysql" / "my.cnf").write_text(configs.mariadb_cnf(
+                h.name, str(p.datadir(h.name)), db["server_id"], db["role"], settings.knobs))
+
+
+def etc_binds(p: Paths, h: Host) -> list[tuple[Path, str]]:
+    """(file on disk, path inside the host) for every file above, in the order they are bind-mounted."""
+    d = p.host_etc(h.name)
+    binds = [(d / "hosts", "/etc/hosts"), (p.shared_etc / "passwd", "/etc/passwd"),
+             (p.shared_etc / "group", "/etc/group"), (p.shared_etc / "shadow", "/etc/shadow"),
+             (p.shared_etc / "sudoers.d", "/etc/sudoers.d")]
+    if h.role == "gateway":
+        binds += [(d / "ipsec.conf", "/etc/ipsec.conf"), (d / "ipsec.secrets", "/etc/ipsec.secrets"),
+                  (d / "strongswan.conf", "/etc/strongswan.conf")]
+    if h.role == "database":
+        binds += [(d / "mysql", "/etc/mysql")]
+    return binds
