@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .archive import parse_archive_name, parse_utc, slugify
-from .ledger import LEDGER_NAME, VerifyReport, load_public_key, verify_archive
+from .ledger import INTENT_SUFFIX, LEDGER_NAME, VerifyReport, load_public_key, verify_archive
 
 __all__ = [
     "SCHEMA", "Problem", "Objective", "ProbeResult", "SteadyState", "Rollback", "Writes", "Event", "Scope",
@@ -479,7 +479,9 @@ def expand_inputs(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], 
         text = os.fspath(raw)
         p = Path(text)
         if p.is_dir():
-            found = sorted(c for c in p.iterdir() if c.suffix == ".json" and c.is_file() and not c.name.startswith("."))
+            # intents (written before each fault) are the ledger's business, not drills to review
+            found = sorted(c for c in p.iterdir() if c.suffix == ".json" and c.is_file() and not c.name.startswith(".")
+                           and not c.name.endswith(INTENT_SUFFIX))
             if not found:
                 problems.append(Problem(text, "empty archive: no journal (*.json) in this directory", "empty"))
             for c in found:
@@ -488,7 +490,8 @@ def expand_inputs(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], 
             add(p)
         elif _GLOB_CHARS.search(text):
             matches = sorted(Path(m) for m in glob.glob(text, recursive=True))
-            matches = [m for m in matches if m.is_file() and m.name != LEDGER_NAME and not m.name.startswith(".")]
+            matches = [m for m in matches if m.is_file() and m.name != LEDGER_NAME and not m.name.startswith(".")
+                       and not m.name.endswith(INTENT_SUFFIX)]
             if not matches:
                 problems.append(Problem(text, "no file matches this pattern", "input"))
             for m in matches:

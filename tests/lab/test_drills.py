@@ -322,8 +322,9 @@ def test_deviated_run_is_failed_and_the_control_restores_the_tunnel(healthy_lab,
     block_inbound_ike("onprem", "aws", seconds=25, configuration=cfg)
     try:
         # rollbacks never played: restoring is the control's job alone
+        # (timeouts shorter than the replica can meet on purpose: the feasibility check only warns)
         r, journal = run_drill(tmp_path, "vpn_outage", "recovery_timeout_seconds:float=3", "outage_seconds:float=0",
-                               "catch_up_timeout_seconds:float=3", rollback="never")
+                               "catch_up_timeout_seconds:float=3", "feasibility=warn", rollback="never")
     finally:
         unblock_inbound_ike(configuration=cfg)
     d = journal["drpoc"]
