@@ -39,7 +39,7 @@ def ipsec_secrets(site: str, psk: str) -> str:
 
 def strongswan_conf(libipsec: bool) -> str:
     # Debian's snippets come first; our settings after them win. kernel-libipsec does ESP in user space over a TUN
-    # device when the kernel has no ESP (LAB.md); Debian ships it with load = no.
+    # device when the kernel has no ESP (docs/LAB.md); Debian ships it with load = no.
     return f"""# drpoc lab strongswan.conf
 charon {{
     load_modular = yes

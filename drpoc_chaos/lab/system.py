@@ -28,7 +28,7 @@ REQUIRED_BINARIES = {
     "sudo": "sudo",
 }
 REQUIRED_FILES = {
-    # kernel-libipsec, for kernels without ESP (LAB.md)
+    # kernel-libipsec, for kernels without ESP (docs/LAB.md)
     "/usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so": "libcharon-extra-plugins",
 }
 SBIN_DIRS = ("/usr/sbin", "/sbin", "/usr/bin", "/bin")

@@ -115,7 +115,7 @@ LINKS: tuple[Link, ...] = (
 GATEWAYS = {
     "aws": {"host": "aws-vpn", "wan_ip": AWS_WAN_IP, "peer_ip": ONPREM_WAN_IP, "local": AWS_SUBNET,
             "remote": ONPREM_SUBNET, "auto": "add"},
-    # On-prem initiates; AWS only answers. Two initiators race and one gets NO_PROPOSAL_CHOSEN (LAB.md, trap 1).
+    # On-prem initiates; AWS only answers. Two initiators race and one gets NO_PROPOSAL_CHOSEN (docs/LAB.md, trap 1).
     "onprem": {"host": "onprem-vpn", "wan_ip": ONPREM_WAN_IP, "peer_ip": AWS_WAN_IP, "local": ONPREM_SUBNET,
                "remote": AWS_SUBNET, "auto": "start"},
 }

@@ -1,7 +1,7 @@
 """Actions on the strongSwan tunnel: take it down (the fault), bring it up, and recover it in the seed's order.
 
 `ipsec up`/`ipsec down` exit 0 even when they fail, and in the seed's recovery order the second `up` prints
-"establishing connection ... failed" because the tunnel is already up (LAB.md, trap 2). So every action here judges
+"establishing connection ... failed" because the tunnel is already up (docs/LAB.md, trap 2). So every action here judges
 by the status the gateways report afterwards, never by exit code or by what `ipsec` printed.
 """
 from __future__ import annotations
