@@ -48,8 +48,13 @@ def read_progress(archive_dir: Path, run_id: str) -> dict[str, Any] | None:
 
 
 def forget_progress(archive_dir: Path, run_id: str) -> None:
+    path = progress_path(archive_dir, run_id)
     try:
-        progress_path(archive_dir, run_id).unlink()
+        path.unlink()
+    except OSError:
+        pass
+    try:
+        path.parent.rmdir()  # only when no other drill is in flight: the archive holds evidence, not scratch files
     except OSError:
         pass
 
