@@ -1,62 +1,31 @@
-"""What every probe and action shares: the inventory of this run, pooled connections, and one way to fail.
+"""What every Chaos Toolkit probe and action shares: one way to fail, and argument checks.
 
-Expected failures (a host that cannot be reached, a refused login, sudo that wants a password, output that does not
-parse, a MySQL error, a bad inventory) become `ActivityFailed` with the sentence that names the host, the command and
-what to do — never a traceback. Secrets are never part of a message: remote.py and db.py keep them out.
+Activities are thin adapters — arguments → a service call (services/) → a JSON-able result. The expected failures
+(a host that cannot be reached, a refused login, sudo that wants a password, output that does not parse, a MySQL
+error, a bad inventory, a step that did not do what it must, a bad argument) become `ActivityFailed` with the
+sentence that names the host, the command and what to do — never a traceback. Anything else is a bug and is left to
+surface as one. Secrets are never part of a message: remote.py and db.py keep them out.
 """
 from __future__ import annotations
 
 import functools
 import logging
-import threading
-from typing import Any, Callable, Mapping, TypeVar
+import math
+from typing import Any, Callable, TypeVar
 
 from chaoslib.exceptions import ActivityFailed, InterruptExecution
 
 from . import db, remote
-from .inventory import Inventory, InventoryError, MysqlEndpoint, load_inventory
+from .inventory import InventoryError
+from .replication.status import ReplicaStatusParseError
+from .services.errors import StepFailed
+from .vpn.status import VpnStatusParseError
 
 logger = logging.getLogger("chaostoolkit")
 F = TypeVar("F", bound=Callable[..., Any])
 
-# Connections reused across the activities of a run (one per host / endpoint), per thread: chaoslib runs background
-# activities in worker threads, and a PyMySQL connection must not be shared between threads.
-_local = threading.local()
-
-
-def db_pool() -> db.DbPool:
-    pool = getattr(_local, "db_pool", None)
-    if pool is None:
-        pool = _local.db_pool = db.DbPool()
-        _all_db_pools.append(pool)
-    return pool
-
-
-_all_db_pools: list[db.DbPool] = []
-
-
-def close_all() -> None:
-    """Close every pooled SSH and MySQL connection (end of a run)."""
-    for pool in list(_all_db_pools):
-        pool.close_all()
-    remote.POOL.close_all()
-
-
-def inventory(configuration: Mapping | None) -> Inventory:
-    return load_inventory(configuration=dict(configuration or {}))
-
-
-def gateway_host(inv: Inventory, site: str):
-    return inv.host(inv.gateway(site).host)
-
-
-def connection_name(inv: Inventory, site: str, connection: str | None) -> str:
-    return connection or inv.gateway(site).connection
-
-
-def sql(endpoint: MysqlEndpoint, inv: Inventory, statement: str, args=None, secrets: Mapping | None = None,
-        pool: db.DbPool | None = None) -> list[dict]:
-    return db.execute(endpoint, inv, statement, args, secrets=secrets, pool=pool or db_pool())
+_EXPECTED = (remote.RemoteError, db.DbError, InventoryError, StepFailed)
+_PARSE_ERRORS = (VpnStatusParseError, ReplicaStatusParseError)
 
 
 def activity(func: F) -> F:
@@ -68,9 +37,24 @@ def activity(func: F) -> F:
             return func(*args, **kwargs)
         except (ActivityFailed, InterruptExecution):
             raise
-        except (remote.RemoteError, db.DbError, InventoryError) as exc:
+        except _EXPECTED as exc:
             raise ActivityFailed(str(exc)) from None
-        except ValueError as exc:  # the parsers' errors (VpnStatusParseError, ReplicaStatusParseError) and bad args
+        except _PARSE_ERRORS as exc:
             raise ActivityFailed(f"{func.__name__}: {exc}") from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def number(func: str, name: str, value: Any, *, minimum: float | None = None, integer: bool = False) -> float:
+    """An argument that must be a (finite) number, from an experiment file or a `--var`: a clear error otherwise."""
+    try:
+        out = int(value) if integer and not isinstance(value, float) else float(value)
+    except (TypeError, ValueError):
+        kind = "an integer" if integer else "a number"
+        raise StepFailed(f"{func}: {name} must be {kind}, not {value!r}") from None
+    if isinstance(out, float) and not math.isfinite(out):
+        raise StepFailed(f"{func}: {name} must be a finite number, not {value!r}")
+    if minimum is not None and out < minimum:
+        raise StepFailed(f"{func}: {name} must be at least {minimum:g}" if minimum else
+                         f"{func}: {name} must not be negative")
+    return out

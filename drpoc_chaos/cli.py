@@ -99,8 +99,10 @@ def _lab_exec(args: argparse.Namespace) -> int:
 
 def _recover(args: argparse.Namespace) -> int:
     from .drill.recover import recover
+    from .lab.faults import undo_lab_faults
     out = recover(args.inventory, timeout=args.timeout, release_lock=not args.keep_lock,
-                  archive_dir=args.archive_dir, say=lambda m: print(m, flush=True))
+                  archive_dir=args.archive_dir, say=lambda m: print(m, flush=True),
+                  undo_emulated_faults=undo_lab_faults)
     return 0 if out["ok"] else 1
 
 

@@ -4,10 +4,8 @@ from __future__ import annotations
 import time
 from typing import Any, Mapping
 
-from chaoslib.exceptions import ActivityFailed
-
-from ..activity import activity
-from . import state as drill
+from ..activity import activity, number
+from ..core import recorder
 
 __all__ = ["hold_outage"]
 
@@ -18,10 +16,8 @@ def hold_outage(seconds: float, configuration: Mapping | None = None,
     """Keep the fault in place until `seconds` have passed since it was injected (measured from the drill's
     `fault_injected` event, so detection and the writes during the outage count towards it). Without a running
     drill, simply waits `seconds`. Returns how long it actually waited."""
-    seconds = float(seconds)
-    if seconds < 0:
-        raise ActivityFailed("hold_outage: seconds must not be negative")
-    d = drill.current()
+    seconds = number("hold_outage", "seconds", seconds, minimum=0)
+    d = recorder.current()
     fault_t = next((e.t for e in d.events if e.name == "fault_injected"), None) if d else None
     wait = seconds if fault_t is None else max(0.0, fault_t + seconds - d.t())
     time.sleep(wait)

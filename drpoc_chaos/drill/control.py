@@ -28,18 +28,18 @@ from typing import Any, Mapping
 from chaoslib.exceptions import InterruptExecution
 
 from .. import __version__
-from ..activity import close_all, gateway_host, inventory, sql
+from ..core import recorder as drill_state
+from ..core.feasibility import ReplicaSettings, assess
+from ..core.metrics import SCHEMA, compute_metrics, evaluate_objectives, verdict, write_sets
 from ..db import DbError
 from ..evidence.archive import archive_journal, record_intent
 from ..inventory import InventoryError, resolve_secret
 from ..remote import RemoteError
-from ..replication.actions import restart_replica, wait_for_catch_up, wait_for_replica
-from ..replication.probes import read_replica_settings
-from ..vpn.actions import recover_tunnel
+from ..services import replica
+from ..services.context import close_all, gateway_host, inventory, sql
+from ..services.errors import StepFailed
+from ..services.restore import restore as restore_estate
 from . import died, safety
-from . import state as drill_state
-from .feasibility import ReplicaSettings, assess
-from .metrics import SCHEMA, compute_metrics, evaluate_objectives, verdict, write_sets
 from .sampler import Sampler
 
 logger = logging.getLogger("chaostoolkit")
@@ -164,7 +164,8 @@ def restore_sigint() -> None:
 
 def _plain(exc: BaseException) -> str:
     """The sentence of a user-facing error, without a class name; unexpected errors keep theirs."""
-    if isinstance(exc, (InventoryError, RemoteError, DbError, safety.LockHeld, InterruptExecution, ValueError)):
+    if isinstance(exc, (InventoryError, RemoteError, DbError, StepFailed, safety.LockHeld, InterruptExecution,
+                        ValueError)):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
 
@@ -228,7 +229,7 @@ def _setup(configuration: Mapping | None, secrets: Mapping | None) -> None:
 
 
 def _check_feasibility(cfg: DrillConfig, secrets: Mapping | None) -> None:
-    settings = ReplicaSettings(**read_replica_settings(_run.inv, secrets))
+    settings = ReplicaSettings(**replica.read_settings(_run.inv, secrets))
     result = assess(settings, _run.configuration)
     _run.feasibility = {"replica": settings.to_dict(), **result.to_dict()}
     for warning in result.warnings:
@@ -331,34 +332,18 @@ def after_experiment_control(context: dict, state: dict, configuration: Mapping 
 
 
 def _restore(notes: list[str]) -> dict[str, Any]:
-    """Bring tunnel and replica back if this run took them down (idempotent)."""
-    out: dict[str, Any] = {"forced": False}
+    """Bring tunnel and replica back if this run took them down (the one restore sequence; idempotent)."""
     d, cfg = _run.drill, _run.cfg
     if not d.fault_injected:
-        return out
-    configuration = {"inventory": str(_run.inv.path)}
+        return {"forced": False}
     try:
-        r = recover_tunnel(timeout=cfg.restore_timeout_seconds, configuration=configuration, secrets=_run.secrets)
-        out["tunnel"] = "already up" if r.get("already_up") else f"recovered ({len(r['attempts'])} attempt(s))"
-        out["forced"] = not r.get("already_up", False)
-        if out["forced"]:
-            notes.append("the control restored the tunnel (the method or its rollbacks did not)")
-    except Exception as exc:  # noqa: BLE001 — report, never hide
-        out["tunnel"] = f"FAILED: {exc}"
-        notes.append(f"the tunnel could not be restored: {exc} — run `drpoc recover`")
-        return out
-    try:
-        wait_for_replica("Yes", timeout=30, configuration=configuration, secrets=_run.secrets)
-        out["replica"] = "running"
-    except Exception:  # noqa: BLE001
-        try:
-            restart_replica(configuration=configuration, secrets=_run.secrets)
-            wait_for_replica("Yes", timeout=30, configuration=configuration, secrets=_run.secrets)
-            out["replica"] = "restarted"
-            notes.append("the replica had to be restarted (STOP/START REPLICA) after the tunnel came back")
-        except Exception as exc:  # noqa: BLE001
-            out["replica"] = f"FAILED: {exc}"
-            notes.append(f"the replica did not reconnect: {exc}")
+        out = restore_estate(_run.inv, tunnel_timeout=cfg.restore_timeout_seconds, secrets=_run.secrets)
+    except Exception as exc:  # noqa: BLE001 — an unexpected failure while restoring: report it, never hide it
+        out = {"ok": False, "forced": False, "tunnel": f"FAILED: {exc}",
+               "notes": [f"restoring failed unexpectedly: {exc} — run `drpoc recover`"]}
+    if out.get("forced"):
+        notes.append("the control restored the tunnel (the method or its rollbacks did not)")
+    notes.extend(out.pop("notes", []))
     return out
 
 
@@ -418,9 +403,8 @@ def _finish(journal: dict) -> None:
         # every acknowledged write must be on the replica: wait for catch-up, then read back this run's rows
         if d.writes:
             try:
-                wait_for_catch_up(timeout=cfg.final_catch_up_timeout_seconds,
-                                  configuration={"inventory": str(_run.inv.path)}, secrets=_run.secrets)
-            except Exception as exc:  # noqa: BLE001
+                replica.catch_up(_run.inv, timeout=cfg.final_catch_up_timeout_seconds, secrets=_run.secrets)
+            except (StepFailed, RemoteError, DbError) as exc:
                 notes.append(f"final catch-up check: {exc}")
             try:
                 observed = _observed_rows(d.tag)

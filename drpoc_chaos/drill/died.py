@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from ..evidence.archive import archive_journal, unfinished_intents
-from ..evidence.ledger import utc_now_iso
+from ..core.clock import utc_now_iso
 from ..remote import RemoteError
 from . import safety
-from .metrics import SCHEMA
+from ..core.metrics import SCHEMA
 
 logger = logging.getLogger("chaostoolkit")
 

@@ -9,12 +9,10 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
-from chaoslib.exceptions import ActivityFailed
-
-from ..activity import close_all, gateway_host, inventory
+from ..inventory import Inventory
 from ..remote import RemoteError
-from ..replication.actions import restart_replica, wait_for_replica
-from ..vpn.actions import recover_tunnel
+from ..services.context import close_all, gateway_host, inventory
+from ..services.restore import restore
 from . import died, safety
 
 
@@ -23,10 +21,11 @@ def default_archive_dir() -> Path:
 
 
 def recover(inventory_path: str | None = None, timeout: float = 90, release_lock: bool = True,
-            archive_dir: str | os.PathLike | None = None, say: Callable[[str], None] = print) -> dict[str, Any]:
-    configuration = {"inventory": inventory_path} if inventory_path else {}
-    inv = inventory(configuration)
-    configuration = {"inventory": str(inv.path)}
+            archive_dir: str | os.PathLike | None = None, say: Callable[[str], None] = print,
+            undo_emulated_faults: Callable[[Inventory], None] | None = None) -> dict[str, Any]:
+    """`undo_emulated_faults(inv)` runs before the tunnel is restored: the command line passes the lab's (its WAN
+    filters), which this layer does not know about."""
+    inv = inventory({"inventory": inventory_path} if inventory_path else {})
     out: dict[str, Any] = {"inventory": str(inv.path), "ok": True}
     gw = gateway_host(inv, inv.drill.fault_site)
     holder = None
@@ -41,29 +40,11 @@ def recover(inventory_path: str | None = None, timeout: float = 90, release_lock
     except RemoteError as exc:
         out.update(ok=False, deadman=f"could not check: {exc}")
         say(f"dead-man's switch: could not check ({exc})")
-    if inv.name == "lab" and Path("/run/netns/wan").exists():
-        from ..lab.faults import unblock_inbound_ike
-        unblock_inbound_ike(configuration=configuration)
-    try:
-        r = recover_tunnel(timeout=timeout, configuration=configuration)
-        out["tunnel"] = "already up" if r["already_up"] else f"recovered in {len(r['attempts'])} attempt(s)"
-        say(f"tunnel {inv.drill.connection}: {out['tunnel']}")
-    except ActivityFailed as exc:
-        out.update(ok=False, tunnel=f"FAILED: {exc}")
-        say(f"tunnel {inv.drill.connection}: NOT recovered: {exc}")
-    if out["ok"]:
-        try:
-            wait_for_replica("Yes", timeout=min(timeout, 30), configuration=configuration)
-            out["replica"] = "running"
-        except ActivityFailed:
-            say("replica still not connected: STOP REPLICA; START REPLICA")
-            try:
-                restart_replica(configuration=configuration)
-                wait_for_replica("Yes", timeout=min(timeout, 30), configuration=configuration)
-                out["replica"] = "restarted"
-            except ActivityFailed as exc:
-                out.update(ok=False, replica=f"FAILED: {exc}")
-        say(f"replica on {inv.replica.host}: {out['replica']}")
+    if undo_emulated_faults is not None:
+        undo_emulated_faults(inv)
+    restored = restore(inv, tunnel_timeout=timeout, replica_timeout=min(timeout, 30), say=say)
+    out.update({k: restored[k] for k in ("tunnel", "replica") if k in restored})
+    out["ok"] = out["ok"] and restored["ok"]
     archive = Path(archive_dir) if archive_dir else default_archive_dir()
     try:
         out["died"] = died.close_unfinished(archive, detected_by="drpoc recover", gateway=gw,

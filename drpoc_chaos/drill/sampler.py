@@ -13,9 +13,10 @@ import time
 from typing import Any
 
 from .. import db, remote
-from ..replication.probes import PING_TABLE, read_heartbeat_age, read_replica_status, write_heartbeat
-from ..activity import sql
-from ..vpn.probes import read_status, state_of
+from ..services.context import sql
+from ..services.gateway import read_status, state_of
+from ..services.replica import PING_TABLE, read_heartbeat_age, write_heartbeat
+from ..services.replica import read_status as read_replica_status
 
 
 class Sampler:

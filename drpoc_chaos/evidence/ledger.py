@@ -43,6 +43,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from ..core.clock import utc_now_iso
+
 __all__ = [
     "LEDGER_NAME", "GENESIS", "SIGNING_KEY_ENV", "HEAD_FILE_ENV", "INTENT_SUFFIX", "KINDS", "LedgerError",
     "UnusableFile", "Finding", "VerifyReport",
@@ -79,10 +81,6 @@ def entry_hash(entry: dict[str, Any]) -> str:
     """SHA-256 of the canonical JSON of every field except ``entry_hash`` and ``signature``."""
     body = {k: v for k, v in entry.items() if k not in ("entry_hash", "signature")}
     return hashlib.sha256(canonical_json(body)).hexdigest()
-
-
-def utc_now_iso() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 # --------------------------------------------------------------------------------------------------- keys

@@ -14,11 +14,12 @@ from typing import Any, Mapping
 
 from chaoslib.exceptions import ActivityFailed
 
-from ..activity import inventory
+from ..inventory import Inventory
+from ..services.context import inventory
 from .system import LabError, run
 from .topology import GATEWAYS
 
-__all__ = ["block_inbound_ike", "unblock_inbound_ike"]
+__all__ = ["block_inbound_ike", "unblock_inbound_ike"]  # the activities (undo_lab_faults is for `drpoc recover`)
 
 
 def _require_lab(configuration: Mapping | None, enabled: bool) -> bool:
@@ -65,3 +66,10 @@ def unblock_inbound_ike(enabled: bool = True, configuration: Mapping | None = No
               check=False).stdout
     dropped = next((int(l.split()[1]) for l in out.splitlines() if l.strip().startswith("packets")), None)
     return {"enabled": True, "ike_init_dropped_total": dropped}
+
+
+def undo_lab_faults(inv: Inventory) -> None:
+    """For `drpoc recover`: lift the lab's emulated network conditions when the inventory is the lab and it is up
+    (nothing to do anywhere else)."""
+    if inv.name == "lab" and Path("/run/netns/wan").exists():
+        unblock_inbound_ike(configuration={"inventory": str(inv.path)})

@@ -20,6 +20,9 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import yaml
 
+from ..drill import safety
+from ..inventory import load_inventory
+from ..services.context import gateway_host
 from .settings import (DEFAULT_ARCHIVE_DIR, DEFAULT_CHECK_TIMEOUT_SECONDS, DEFAULT_DRILL_TIMEOUT_SECONDS,
                        DEFAULT_EXPERIMENT, INTERRUPT_GRACE_SECONDS, REPO_ROOT, SchedulingError, _ENV_NAME_RE,
                        utc_now)
@@ -276,9 +279,6 @@ def drill_lock_hint(inventory: str | os.PathLike | None = None) -> str | None:
     """When a drill holds the lock on the fault-side gateway (a hand-run `chaos run`, say), a failed steady-state
     check is probably that drill's fault: say so. Best effort, bounded by the inventory's SSH timeouts."""
     try:
-        from ..activity import gateway_host
-        from ..drill import safety
-        from ..inventory import load_inventory
         inv = load_inventory(inventory)
         holder = safety.lock_holder(gateway_host(inv, inv.drill.fault_site))
     except Exception:  # noqa: BLE001 — a hint only

@@ -21,8 +21,8 @@ from chaoslib.exceptions import ActivityFailed
 from drpoc_chaos import activity as activity_mod
 from drpoc_chaos import remote
 from drpoc_chaos.drill import actions as drill_actions
-from drpoc_chaos.drill import state as drill_state
-from drpoc_chaos.drill.metrics import compute_metrics, write_sets
+from drpoc_chaos.core import recorder as drill_state
+from drpoc_chaos.core.metrics import compute_metrics, write_sets
 from drpoc_chaos.inventory import load_inventory
 from drpoc_chaos.lab import faults
 from drpoc_chaos.lab.topology import AWS_SUBNET, AWS_WAN_IP, ONPREM_SUBNET, ONPREM_WAN_IP

@@ -1,4 +1,4 @@
-"""drill/metrics.py: Jepsen set arithmetic, nearest-rank quantiles, latencies, DR metrics from a hand-built timeline,
+"""core/metrics.py: Jepsen set arithmetic, nearest-rank quantiles, latencies, DR metrics from a hand-built timeline,
 objectives and the verdict. Pure: no lab, no I/O."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from drpoc_chaos.drill.metrics import (OBJECTIVES, SCHEMA, Event, WriteRecord, compute_metrics, evaluate_objectives,
+from drpoc_chaos.core.metrics import (OBJECTIVES, SCHEMA, Event, WriteRecord, compute_metrics, evaluate_objectives,
                                        first_event, latencies, quantiles, verdict, write_sets)
 
 TAG = "abcd1234"

@@ -1,4 +1,4 @@
-"""drill/feasibility.py: refuse a drill its replica cannot pass, with the arithmetic; pure."""
+"""core/feasibility.py: refuse a drill its replica cannot pass, with the arithmetic; pure."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from drpoc_chaos.drill.feasibility import ReplicaSettings, assess
+from drpoc_chaos.core.feasibility import ReplicaSettings, assess
 
 REPO = Path(__file__).resolve().parents[2]
 LAB = ReplicaSettings(net_timeout=4, heartbeat_period=1, connect_retry=1)

@@ -1,0 +1,148 @@
+"""The writer: acknowledged rows on the source (the seed's `testdb.ping`), recorded in the running drill so that the
+drill can prove afterwards that every acknowledged write reached the replica (attempted, acknowledged, id, GTID)."""
+from __future__ import annotations
+
+import time
+from typing import Any, Mapping
+
+import pymysql
+
+from .. import db
+from ..core import recorder
+from ..core.clock import utc_now_iso, wait_until
+from ..core.metrics import WriteRecord
+from ..inventory import Inventory
+from .context import db_pool, sql
+from .errors import StepFailed
+from .replica import PING_TABLE, dialect_of
+
+MSG_MAX = 50  # the seed's msg VARCHAR(50)
+
+
+def ensure_ping_table(inv: Inventory, secrets: Mapping | None = None) -> dict[str, Any]:
+    """Create `testdb.ping` on the source if it is missing, exactly as the seed does (it replicates)."""
+    existed = sql(inv.source, inv, "SELECT COUNT(*) AS n FROM information_schema.tables "
+                                   "WHERE table_schema='testdb' AND table_name='ping'", secrets=secrets)[0]["n"]
+    sql(inv.source, inv, "CREATE DATABASE IF NOT EXISTS testdb", secrets=secrets)
+    sql(inv.source, inv, "CREATE TABLE IF NOT EXISTS testdb.ping (id INT AUTO_INCREMENT PRIMARY KEY, "
+                         "msg VARCHAR(50), created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP)", secrets=secrets)
+    return {"created": not existed}
+
+
+def check_msg(msg: Any) -> str:
+    if not isinstance(msg, str) or not msg:
+        raise StepFailed("write_ping: msg must be a non-empty string")
+    if len(msg) > MSG_MAX:
+        raise StepFailed(f"write_ping: msg is {len(msg)} characters; testdb.ping.msg holds {MSG_MAX}")
+    return msg
+
+
+def _insert(conn, msg: str, dialect) -> tuple[int, str | None]:
+    with conn.cursor() as cur:
+        # always a bound parameter: msg comes from experiment files and may hold anything
+        cur.execute(f"INSERT INTO {PING_TABLE} (msg) VALUES (%s)", (msg,))
+        row_id = cur.lastrowid
+        cur.execute(dialect.last_gtid)
+        gtid = (cur.fetchone() or {}).get("gtid")
+    return row_id, gtid
+
+
+def _new_record(msg: str | None, phase: str, fallback: str) -> WriteRecord:
+    d = recorder.current()
+    msg = check_msg(msg if msg is not None else (d.next_msg(phase) if d else fallback))
+    record = WriteRecord(msg=msg, phase=phase, attempted_t=d.t() if d else 0.0)
+    if d:
+        d.add_write(record)
+    return record
+
+
+def _now() -> float:
+    d = recorder.current()
+    return d.t() if d else 0.0
+
+
+def write_ping(inv: Inventory, msg: str | None = None, phase: str = "manual", wait_visible_seconds: float = 0,
+               secrets: Mapping | None = None) -> dict[str, Any]:
+    """Insert one row into `testdb.ping` on the source. With `wait_visible_seconds` > 0 also wait for the row on
+    the replica (StepFailed when it does not arrive)."""
+    record = _new_record(msg, phase, f"drpoc:{phase}:{time.time():.3f}")
+    conn = db_pool().get(inv.source, inv, secrets)
+    dialect = dialect_of(inv.source, inv, secrets)
+    try:
+        row_id, gtid = _insert(conn, record.msg, dialect)
+    except pymysql.MySQLError as exc:
+        record.error = str(exc)[:200]
+        raise db.db_error(exc, inv.source, "INSERT") from None
+    record.id, record.gtid, record.acked_t = row_id, gtid, _now()
+    out: dict[str, Any] = {"id": row_id, "msg": record.msg, "gtid": gtid, "committed_at": utc_now_iso()}
+    if wait_visible_seconds > 0:
+        t0 = time.monotonic()
+        seen, _ = wait_until(lambda: sql(inv.replica, inv, f"SELECT id FROM {PING_TABLE} WHERE id=%s AND msg=%s",
+                                         (row_id, record.msg), secrets=secrets), wait_visible_seconds, 0.01)
+        if not seen:
+            raise StepFailed(f"row {row_id} ({record.msg}) not on the replica {inv.replica.host} after "
+                             f"{wait_visible_seconds:g}s: is replication running? (SHOW REPLICA STATUS)")
+        out["visible_after"] = round(time.monotonic() - t0, 3)
+        if recorder.current():
+            record.visible_t = _now()
+    return out
+
+
+def write_burst(inv: Inventory, count: int | None = None, duration: float | None = None, rate: float = 50.0,
+                phase: str = "during", until_event: str | None = None, max_seconds: float = 600,
+                secrets: Mapping | None = None) -> dict[str, Any]:
+    """Steady writes: `count` rows, or for `duration` seconds, or until the running drill records `until_event`,
+    at `rate` rows per second — always bounded by `max_seconds`. Each write is its own autocommit transaction on a
+    connection of its own (so it can run in the background while the tunnel is down); a failed write is counted as
+    attempted, not acknowledged, and the burst reconnects and goes on."""
+    if count is None and duration is None and until_event is None:
+        raise StepFailed("write_burst: give count, duration or until_event")
+    if rate <= 0:
+        raise StepFailed("write_burst: rate must be positive")
+    d = recorder.current()
+    dialect = dialect_of(inv.source, inv, secrets, pool=db.DbPool())
+    conn = None
+    ids: list[int] = []
+    errors = 0
+    first_error = None
+    attempted = 0
+    started = time.monotonic()
+    limit = min(max_seconds, duration) if duration is not None else max_seconds
+    try:
+        while True:
+            elapsed = time.monotonic() - started
+            if count is not None and attempted >= count:
+                break
+            if elapsed >= limit:
+                break
+            if until_event and d is not None and d.has_event(until_event):
+                break
+            # pace against the schedule, not the previous write: the rate holds even when a write was slow
+            due = started + attempted / rate
+            if due > time.monotonic():
+                time.sleep(due - time.monotonic())
+            record = _new_record(None, phase, f"drpoc:burst:{attempted:06d}")
+            attempted += 1
+            try:
+                if conn is None:
+                    conn = db.connect(inv.source, inv, secrets)
+                row_id, gtid = _insert(conn, record.msg, dialect)
+                record.id, record.gtid, record.acked_t = row_id, gtid, _now()
+                ids.append(row_id)
+            except (pymysql.MySQLError, db.DbError) as exc:
+                errors += 1
+                record.error = str(exc)[:200]
+                first_error = first_error or str(exc)[:200]
+                if conn is not None:
+                    try:
+                        conn.close()
+                    except Exception:  # noqa: BLE001 — already broken
+                        pass
+                conn = None
+    finally:
+        if conn is not None:
+            conn.close()
+    seconds = time.monotonic() - started
+    return {"attempted": attempted, "acknowledged": len(ids), "errors": errors, "first_error": first_error,
+            "ids": ids, "seconds": round(seconds, 3),
+            "achieved_rate": round(len(ids) / seconds, 1) if seconds > 0 else None}
