@@ -6,12 +6,11 @@ written once but seen more than once. Times are seconds since the drill started 
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
-SCHEMA = "drpoc.journal/1"
-_EXC_PREFIX = re.compile(r"^(?:[\w.]+(?:Error|Failed|Exception|Execution): )+")
+from .model import SCHEMA  # noqa: F401 — re-exported: the journal schema the metrics belong to
+from .verdict import Facts, judge
 
 # objective name -> (metric path in the metrics dict, human label); objectives are upper bounds
 OBJECTIVES = {
@@ -192,60 +191,19 @@ def evaluate_objectives(metrics: dict, objectives: dict) -> list[dict]:
 def verdict(journal: dict, *, fault_injected: bool, expect_outage: bool, outage_detected: bool,
             objective_results: list[dict], sets: dict | None, max_lost_writes: int = 0,
             extra_reasons: Iterable[str] = (), not_started: tuple[str, str | None] | None = None) -> dict:
-    """A drill passes only when everything that can make it worthless or wrong is ruled out.
+    """The drill control's verdict from what it saw (core.verdict.judge holds the rule and its wording).
 
     `not_started` = (cause, reason) when the drill never got going (locked, no inventory, host unreachable,
     authentication, bad input, infeasible settings): nothing was injected, and that is not a drill failure —
     the review counts it apart."""
-    if not_started is not None:
-        cause, reason = not_started
-        return {"passed": False, "status": "not-started", "cause": cause,
-                "reasons": [f"drill not started ({cause}): {reason or 'see the log'}"]}
-    reasons: list[str] = []
-    status = "passed"
-    before = (journal.get("steady_states") or {}).get("before")
-    if before is not None and not before.get("steady_state_met"):
-        failing = [p["activity"]["name"] for p in before.get("probes", [])
-                   if p.get("status") != "succeeded" or p.get("tolerance_met") is False]
-        reasons.append("steady state not met before the method ("
-                       + (", ".join(failing) or "see steady_states.before") + "): no fault was injected")
-        status = "precondition-failed"
-    elif journal.get("status") in ("interrupted", "aborted"):
-        reasons.append(f"the run was {journal['status']} before the drill finished")
-        status = "aborted"
-    if status == "passed":
-        if expect_outage and fault_injected and not outage_detected:
-            reasons.append("the fault did not take effect: the replica never lost its IO connection")
-            status = "fault-not-effective"
-        elif expect_outage and not fault_injected:
-            reasons.append("no fault was injected")
-            status = "fault-not-effective"
-    for run in journal.get("run", []):
-        if run.get("status") == "failed":
-            name = run.get("activity", {}).get("name", "?")
-            err = str(run.get("exception", [""])[-1] if run.get("exception") else run.get("output", ""))
-            # chaoslib wraps the activity's error in its own: keep the sentence, not the class names
-            err = _EXC_PREFIX.sub("", err.strip())
-            reasons.append(f"activity '{name}' failed: {err[:300]}")
-    if journal.get("deviated"):
-        after = (journal.get("steady_states") or {}).get("after") or {}
-        failing = [p["activity"]["name"] for p in after.get("probes", [])
-                   if p.get("status") != "succeeded" or p.get("tolerance_met") is False]
-        reasons.append("steady state deviated after the method (" + (", ".join(failing) or "?") + ")")
-    if sets is not None and len(sets["lost"]) > max_lost_writes:
-        shown = ", ".join(sets["lost"][:10]) + (" …" if len(sets["lost"]) > 10 else "")
-        reasons.append(f"{len(sets['lost'])} acknowledged write(s) missing on the replica: {shown}")
-    if sets is not None and sets["unexpected"]:
-        reasons.append(f"{len(sets['unexpected'])} unexpected row(s) on the replica")
-    if sets is not None and sets["duplicated"]:
-        reasons.append(f"{len(sets['duplicated'])} write(s) duplicated on the replica")
-    # objectives mean something only for a drill that ran: a precondition failure or an abort already says it all
-    judged = objective_results if status not in ("precondition-failed", "aborted") else []
-    for r in judged:
-        if not r["passed"] and r["name"] != "max_lost_writes":
-            reasons.append(f"objective missed: {r['label']}: achieved {r['achieved']} > objective {r['objective']}"
-                           if r["achieved"] is not None else f"objective not measured: {r['label']}")
-    reasons.extend(extra_reasons)
-    if reasons and status == "passed":
-        status = "failed"
-    return {"passed": not reasons, "status": status, "reasons": reasons}
+    steady = journal.get("steady_states") or {}
+    facts = Facts(chaos_status=journal.get("status"), steady_before=steady.get("before"),
+                  steady_after=steady.get("after"), deviated=bool(journal.get("deviated")),
+                  runs=list(journal.get("run", [])), fault_injected=fault_injected, expect_outage=expect_outage,
+                  outage_detected=outage_detected,
+                  lost=sets["lost"] if sets is not None else None,
+                  unexpected=sets["unexpected"] if sets is not None else None,
+                  duplicated=sets["duplicated"] if sets is not None else None,
+                  max_lost_writes=max_lost_writes, objective_results=objective_results,
+                  extra_reasons=list(extra_reasons), not_started=not_started)
+    return judge(facts).to_dict()

@@ -30,7 +30,9 @@ from chaoslib.exceptions import InterruptExecution
 from .. import __version__
 from ..core import recorder as drill_state
 from ..core.feasibility import ReplicaSettings, assess
-from ..core.metrics import SCHEMA, compute_metrics, evaluate_objectives, verdict, write_sets
+from ..core.metrics import compute_metrics, evaluate_objectives, verdict, write_sets
+from ..core.model import DrillResult
+from ..core.verdict import Verdict
 from ..db import DbError
 from ..evidence.archive import archive_journal, record_intent
 from ..inventory import InventoryError, resolve_secret
@@ -441,39 +443,42 @@ def _finish(journal: dict) -> None:
             _run.lock["released"] = True
         except RemoteError as exc:
             notes.append(f"could not release the drill lock: {exc}")
-    journal["drpoc"] = {
-        "schema": SCHEMA,
-        "run_id": d.run_id,
-        "scenario": cfg.scenario,
-        "title": journal.get("experiment", {}).get("title"),
-        "controller": {"node": socket.gethostname(), "user": getpass.getuser(), "pid": os.getpid(),
-                       "drpoc_version": __version__},
-        "started": d.started,
-        "ended": drill_state.utc_now_iso(),
-        "scope": _run.inv.scope() if _run.inv else None,
-        "objectives": cfg.objectives(),
-        "settings": {"sample_interval_seconds": cfg.sample_interval_seconds,
-                     "max_outage_seconds": cfg.max_outage_seconds, "expect_outage": cfg.expect_outage},
-        "timeline": {"interval_seconds": cfg.sample_interval_seconds, "samples": samples,
-                     "sample_errors": _run.sampler.errors if _run.sampler else 0},
-        "events": events,
-        "writes": ({k: sets[k] for k in ("attempted", "acknowledged", "observed", "lost", "unexpected",
-                                         "duplicated", "indeterminate")} if sets else
-                   {"attempted": len(d.writes), "acknowledged": sum(1 for w in d.writes if w.acked_t is not None),
-                    "observed": None, "lost": [], "unexpected": [], "duplicated": []}),
-        "metrics": metrics,
-        "objective_results": objective_results,
-        "verdict": v,
-        "safety": {"restore": restore, "deadman": _run.deadman, "lock": _run.lock, "notes": notes},
-        "feasibility": _run.feasibility,
-        "intent": _run.intent.file if _run.intent is not None else None,
-        "earlier_drills_died": _run.closed_died,
-    }
+    result = DrillResult(
+        run_id=d.run_id, scenario=cfg.scenario, title=journal.get("experiment", {}).get("title"),
+        controller={"node": socket.gethostname(), "user": getpass.getuser(), "pid": os.getpid(),
+                    "drpoc_version": __version__},
+        started=d.started, ended=drill_state.utc_now_iso(),
+        scope=_run.inv.scope() if _run.inv else {},
+        roles=_roles(),
+        objectives=cfg.objectives(),
+        settings={"sample_interval_seconds": cfg.sample_interval_seconds,
+                  "max_outage_seconds": cfg.max_outage_seconds, "expect_outage": cfg.expect_outage},
+        timeline={"interval_seconds": cfg.sample_interval_seconds, "samples": samples,
+                  "sample_errors": _run.sampler.errors if _run.sampler else 0},
+        events=events,
+        writes=({k: sets[k] for k in ("attempted", "acknowledged", "observed", "lost", "unexpected",
+                                      "duplicated", "indeterminate")} if sets else
+                {"attempted": len(d.writes), "acknowledged": sum(1 for w in d.writes if w.acked_t is not None),
+                 "observed": None, "lost": [], "unexpected": [], "duplicated": []}),
+        metrics=metrics, objective_results=objective_results, verdict=Verdict.from_dict(v),
+        safety={"restore": restore, "deadman": _run.deadman, "lock": _run.lock, "notes": notes},
+        feasibility=_run.feasibility or {},
+        intent=_run.intent.file if _run.intent is not None else None,
+        earlier_drills_died=_run.closed_died)
+    journal["drpoc"] = result.to_dict()
     if not v["passed"] and journal.get("status") == "completed":
         journal["status"] = "failed"  # `chaos run` then exits 1: a drill that did not pass is not a success
     logger.info("drill verdict: %s%s", v["status"], (" — " + "; ".join(v["reasons"])) if v["reasons"] else "")
     if cfg.archive:
         _archive(journal, cfg)
+
+
+def _roles() -> dict[str, Any]:
+    """Which site and host played which part (a failover drill will record a swap; today's drills keep them)."""
+    if _run.inv is None:
+        return {}
+    return {"fault_site": _run.inv.drill.fault_site, "peer_site": _run.inv.drill.peer_site,
+            "source": _run.inv.source.host, "replica": _run.inv.replica.host}
 
 
 def _secret_values() -> list[str]:

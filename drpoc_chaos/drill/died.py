@@ -18,7 +18,8 @@ from ..evidence.archive import archive_journal, unfinished_intents
 from ..core.clock import utc_now_iso
 from ..remote import RemoteError
 from . import safety
-from ..core.metrics import SCHEMA
+from ..core.model import DrillResult
+from ..core.verdict import Verdict
 
 logger = logging.getLogger("chaostoolkit")
 
@@ -105,33 +106,21 @@ def died_journal(intent: Mapping[str, Any], *, detected_by: str, progress: Mappi
         "steady_states": {"before": None, "after": None, "during": []},
         "run": [],
         "rollbacks": [],
-        "drpoc": {
-            "schema": SCHEMA,
-            "run_id": run_id,
-            "scenario": intent.get("scenario"),
-            "title": intent.get("title"),
-            "controller": intent.get("controller"),
-            "started": intent.get("started"),
-            "ended": None,
-            "closed_at": now,
-            "scope": intent.get("scope"),
-            "objectives": intent.get("objectives") or {},
-            "settings": intent.get("settings") or {},
-            "timeline": {"interval_seconds": None, "samples": [], "sample_errors": 0},
-            "events": events,
-            "writes": {"attempted": None, "acknowledged": None, "observed": None, "lost": [], "unexpected": [],
-                       "duplicated": []},
-            "metrics": {},
-            "objective_results": [],
-            "verdict": {"passed": False, "status": "died", "reasons": reasons},
-            "died": {"detected_by": detected_by, "last_step": last_step,
-                     "last_step_at": progress.get("at") if progress else None,
-                     "fault_injected": bool(progress and progress.get("fault_injected")),
-                     "deadman": dict(deadman) if deadman else None,
-                     "recover": dict(recover) if recover else None},
-            "safety": {"restore": {}, "deadman": dict(deadman) if deadman else None, "lock": None,
-                       "notes": []},
-        },
+        "drpoc": DrillResult(
+            run_id=run_id, scenario=intent.get("scenario"), title=intent.get("title"),
+            controller=dict(intent.get("controller") or {}), started=intent.get("started"), ended=None,
+            closed_at=now, scope=dict(intent.get("scope") or {}), objectives=dict(intent.get("objectives") or {}),
+            settings=dict(intent.get("settings") or {}),
+            timeline={"interval_seconds": None, "samples": [], "sample_errors": 0}, events=events,
+            writes={"attempted": None, "acknowledged": None, "observed": None, "lost": [], "unexpected": [],
+                    "duplicated": []},
+            verdict=Verdict(passed=False, status="died", reasons=reasons),
+            died={"detected_by": detected_by, "last_step": last_step,
+                  "last_step_at": progress.get("at") if progress else None,
+                  "fault_injected": bool(progress and progress.get("fault_injected")),
+                  "deadman": dict(deadman) if deadman else None, "recover": dict(recover) if recover else None},
+            safety={"restore": {}, "deadman": dict(deadman) if deadman else None, "lock": None, "notes": []},
+        ).to_dict(),
     }
 
 

@@ -18,6 +18,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from ..core.model import DrillResult as Recorded
+from ..core.verdict import facts_from_journal, judge
+from ..core.verdict import reasons as verdict_reasons
 from ..evidence.redact import redact
 from .settings import DRILL_CONTROL_MODULE, utc_now
 
@@ -77,11 +80,6 @@ def _add(reasons: list[str], reason: str, prefix: str | None = None) -> None:
         reasons.append(reason)
 
 
-def _failing_probes(state: Mapping | None) -> list[str]:
-    return [str((p.get("activity") or {}).get("name", "?")) for p in (state or {}).get("probes", [])
-            if p.get("status") != "succeeded" or p.get("tolerance_met") is False]
-
-
 def evaluate_drill(journal: Mapping[str, Any] | None, exit_code: int | None, *, experiment: str,
                    problem: str | None = None) -> DrillResult:
     """Decide whether one drill passed, from its journal and `chaos run`'s exit code.
@@ -97,72 +95,50 @@ def evaluate_drill(journal: Mapping[str, Any] | None, exit_code: int | None, *, 
         _add(reasons, "no journal was written: the drill did not run (see the chaos output)", "no journal")
         return DrillResult(experiment=experiment, passed=False, status="error", reasons=reasons,
                            exit_code=exit_code)
-    drpoc = journal.get("drpoc") if isinstance(journal.get("drpoc"), Mapping) else None
-    verdict = (drpoc or {}).get("verdict") if isinstance((drpoc or {}).get("verdict"), Mapping) else None
-    if drpoc is None:
+    rec = Recorded.from_journal(journal)
+    verdict = rec.verdict if rec is not None else None
+    if rec is None:
         _add(reasons, "the journal has no drpoc verdict: is the drpoc-drill control declared in the experiment?")
     elif verdict is None:
         _add(reasons, "the journal's drpoc key has no verdict")
     else:
-        for r in verdict.get("reasons") or []:
-            _add(reasons, str(r))
-        if not verdict.get("passed") and not verdict.get("reasons"):
-            _add(reasons, f"verdict: {verdict.get('status', 'not passed')}")
-    # When the verdict did not pass, its reasons explain why. When it passed (or is missing), check again what
-    # must never pass, independently of the control: a pass that contradicts the journal is not a pass.
-    independent = verdict is None or bool(verdict.get("passed"))
-    before = (journal.get("steady_states") or {}).get("before")
-    writes = (drpoc or {}).get("writes") if isinstance((drpoc or {}).get("writes"), Mapping) else {}
-    metrics = (drpoc or {}).get("metrics") if isinstance((drpoc or {}).get("metrics"), Mapping) else {}
-    objective_results = [r for r in (drpoc or {}).get("objective_results") or [] if isinstance(r, Mapping)]
+        for r in verdict.reasons:
+            _add(reasons, r)
+        if not verdict.passed and not verdict.reasons:
+            _add(reasons, f"verdict: {verdict.status or 'not passed'}")
+    # When the verdict did not pass, its reasons explain why. When it passed (or is missing), judge the journal
+    # again — the same rule as the control, from what the journal itself records: a pass that contradicts the
+    # journal is not a pass.
     status = journal.get("status")
-    if independent:
-        if isinstance(before, Mapping) and before.get("steady_state_met") is False:
-            failing = ", ".join(_failing_probes(before)) or "see steady_states.before"
-            _add(reasons, f"steady state not met before the method ({failing}): no fault was injected")
-        if journal.get("deviated"):
-            failing = ", ".join(_failing_probes((journal.get("steady_states") or {}).get("after"))) or "?"
-            _add(reasons, f"steady state deviated after the method ({failing})")
-        lost = list(writes.get("lost") or [])
-        max_lost = ((drpoc or {}).get("objectives") or {}).get("max_lost_writes") or 0
-        n_lost = len(lost) if lost else (metrics.get("lost_writes") or 0)
-        if isinstance(n_lost, (int, float)) and n_lost > max_lost:
-            shown = ", ".join(map(str, lost[:10])) + (" …" if len(lost) > 10 else "")
-            _add(reasons, f"{int(n_lost)} acknowledged write(s) missing on the replica"
-                 + (f": {shown}" if shown else ""))
-        if writes.get("unexpected"):
-            _add(reasons, f"{len(writes['unexpected'])} unexpected row(s) on the replica")
-        if writes.get("duplicated"):
-            _add(reasons, f"{len(writes['duplicated'])} write(s) duplicated on the replica")
-        for r in objective_results:
-            if r.get("passed") is False and r.get("name") != "max_lost_writes":
-                label = r.get("label") or r.get("name")
-                if r.get("achieved") is None:
-                    _add(reasons, f"objective not measured: {label}")
-                else:
-                    _add(reasons, f"objective missed: {label}: achieved {r.get('achieved')} > objective "
-                                  f"{r.get('objective')}")
+    if verdict is None or verdict.passed:
+        for r in judge(facts_from_journal(journal)).reasons:
+            if rec is None and r == verdict_reasons.no_fault():
+                continue  # without our control nothing records the fault: already said above
+            _add(reasons, r)
         if status != "completed":
             _add(reasons, f"the Chaos Toolkit run ended '{status}'")
         if exit_code not in (0, None):
             _add(reasons, f"chaos exited with code {exit_code}")
-    if drpoc is not None and not drpoc.get("archived_as"):
+    if rec is not None and not rec.archived_as:
         _add(reasons, "the journal was not archived (see the chaos output)")
     passed = not reasons
     if passed:
         status_ = "passed"
-    elif verdict is not None and not verdict.get("passed"):
-        status_ = str(verdict.get("status") or "failed")
+    elif verdict is not None and not verdict.passed:
+        status_ = verdict.status or "failed"
     else:
         status_ = "failed" if verdict is not None else "error"
+    metrics = rec.metrics if rec is not None else {}
+    writes = rec.writes if rec is not None else {}
+    objective_results = rec.objective_results if rec is not None else []
     return DrillResult(
         experiment=experiment, passed=passed, status=status_,
         reasons=reasons, exit_code=exit_code, run_status=status, deviated=journal.get("deviated"),
-        run_id=(drpoc or {}).get("run_id"), scenario=(drpoc or {}).get("scenario"),
-        title=(drpoc or {}).get("title") or (journal.get("experiment") or {}).get("title"),
-        started=(drpoc or {}).get("started") or journal.get("start"),
-        ended=(drpoc or {}).get("ended") or journal.get("end"),
-        archived_as=(drpoc or {}).get("archived_as"),
+        run_id=rec.run_id if rec else None, scenario=rec.scenario if rec else None,
+        title=(rec.title if rec else None) or (journal.get("experiment") or {}).get("title"),
+        started=(rec.started if rec else None) or journal.get("start"),
+        ended=(rec.ended if rec else None) or journal.get("end"),
+        archived_as=rec.archived_as if rec else None,
         metrics=dict(metrics), objective_results=[dict(r) for r in objective_results],
         writes={k: writes.get(k) for k in ("attempted", "acknowledged", "observed") if k in writes})
 
