@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -47,6 +48,35 @@ ROLES = ("source", "replica")
 SECRET_KINDS = ("env", "file", "secret")
 
 WHERE_TO_LOOK = "run `drpoc lab up` or set DRPOC_INVENTORY / the `inventory` configuration key"
+# A real inventory has a few hundred YAML nodes; anchors and aliases are fine, but a document whose aliases expand
+# to more than this many nodes (a "billion laughs" alias bomb) is refused before anything walks the expansion.
+MAX_EXPANDED_NODES = 20_000
+# What a reference may name: an environment variable, a Chaos Toolkit secret (scope.NAME).
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+_SECRET_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,127}(?:\.[A-Za-z_][A-Za-z0-9_-]{0,127})?$")
+_MAX_SHOWN = 60
+
+
+def _plausible_name(kind: str, name: str) -> bool:
+    """True when a reference's name reads like a name (or a path), not like the secret value itself."""
+    if kind == "env":
+        return bool(_ENV_NAME_RE.match(name))
+    if kind == "secret":
+        return bool(_SECRET_NAME_RE.match(name))
+    from .evidence.redact import is_plausible_name  # local: keeps the import graph flat
+    return is_plausible_name(name)
+
+
+def _show(value: Any, key: str | None = None) -> str:
+    """A value for an error message: never under a secret-looking key, never long, never a container's content."""
+    from .evidence.redact import is_secret_key
+    last = (key or "").rsplit(".", 1)[-1]
+    if key and any(is_secret_key(part) for part in key.split(".")):
+        return f"a {type(value).__name__} (value not shown: `{last}` may hold a secret)"
+    if isinstance(value, (dict, list, tuple, set)):
+        return f"a {type(value).__name__}"
+    text = repr(value)
+    return text if len(text) <= _MAX_SHOWN else f"{text[:_MAX_SHOWN]}… ({len(text)} characters)"
 
 
 class InventoryError(ValueError):
@@ -244,6 +274,11 @@ def resolve_secret(ref: Mapping, secrets: Mapping | None = None, *, where: str |
     kind, name = next(iter(ref.items()))
     if not isinstance(name, str) or not name:
         raise InventoryError(f"`{kind}` needs a non-empty name", key=key)
+    if not _plausible_name(kind, name):
+        # It is probably the secret itself: never repeat it.
+        raise InventoryError(f"`{kind}` must name {_WHAT[kind]}, and this does not look like one (not shown: it "
+                             "may be the secret itself)", key=key,
+                             fix=f"put the value in {_WHAT[kind]} and write {kind}: <{_WHAT_SHORT[kind]}>")
     if kind == "env":
         value = os.environ.get(name)
         if value is None:
@@ -270,6 +305,11 @@ def resolve_secret(ref: Mapping, secrets: Mapping | None = None, *, where: str |
         return value
     # kind == "secret"
     return _from_chaos_secrets(name, secrets or {}, key)
+
+
+_WHAT = {"env": "an environment variable (letters, digits, _)", "file": "a file path",
+         "secret": "a Chaos Toolkit secret (NAME or scope.NAME)"}
+_WHAT_SHORT = {"env": "NAME", "file": "PATH", "secret": "NAME"}
 
 
 def _from_chaos_secrets(name: str, secrets: Mapping, key: str) -> str:
@@ -370,14 +410,49 @@ class _Loader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def _lines(node, prefix: str = "", out: dict | None = None) -> dict[str, int]:
-    """Key path → 1-based line, from a composed YAML node tree."""
+def _expanded_size(root, limit: int = MAX_EXPANDED_NODES) -> int:
+    """How many nodes the document has once its aliases are expanded, computed without expanding them (each
+    distinct node once, memoised): linear in the file, whatever the aliases multiply to. Stops counting past
+    ``limit``."""
+    sizes: dict[int, int] = {}
+    visiting: set[int] = set()
+    # Iterative post-order: an alias bomb is also deep enough to exhaust recursion in a naive walk.
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if id(node) in sizes:
+            continue
+        if not done:
+            if id(node) in visiting:  # an alias to an enclosing anchor: the expansion is infinite
+                return limit + 1
+            visiting.add(id(node))
+        children = []
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        if done or not children:
+            sizes[id(node)] = min(limit + 1, 1 + sum(sizes.get(id(c), 0) for c in children))
+            visiting.discard(id(node))
+            continue
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if id(c) not in sizes)
+    return sizes.get(id(root), 0)
+
+
+def _lines(node, prefix: str = "", out: dict | None = None, seen: set | None = None) -> dict[str, int]:
+    """Key path → 1-based line, from a composed YAML node tree. An aliased node is walked once (at its anchor):
+    its lines are where it is written, and an alias bomb cannot make this walk explode."""
     out = {} if out is None else out
+    seen = set() if seen is None else seen
+    if id(node) in seen:
+        return out
+    seen.add(id(node))
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             path = f"{prefix}.{key_node.value}" if prefix else str(key_node.value)
-            out[path] = key_node.start_mark.line + 1
-            _lines(value_node, path, out)
+            out.setdefault(path, key_node.start_mark.line + 1)
+            _lines(value_node, path, out, seen)
     return out
 
 
@@ -386,6 +461,11 @@ def parse_inventory(text: str, path: str | os.PathLike = "<inventory>") -> Inven
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
+        if node is not None and _expanded_size(node) > MAX_EXPANDED_NODES:
+            raise InventoryError(f"refused: its YAML aliases expand to more than {MAX_EXPANDED_NODES} nodes (an "
+                                 "alias bomb?); an inventory needs a few hundred", path=path,
+                                 fix="write the entries out, or use anchors and aliases only for small repeated "
+                                     "blocks")
         data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -449,7 +529,7 @@ class _Checker:
                 self.fail(key, "missing", f"set `{key.rsplit('.', 1)[-1]}`")
             return None
         if not isinstance(value, str) or not value.strip():
-            self.fail(key, f"must be a non-empty string, not {type(value).__name__} {value!r}",
+            self.fail(key, f"must be a non-empty string, not {_show(value, key)}",
                       "quote it if YAML read it as something else")
         return value.strip()
 
@@ -459,21 +539,21 @@ class _Checker:
                 self.fail(key, "missing", "set a port 1–65535")
             return default
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
-            self.fail(key, f"port must be an integer 1–65535, got {value!r}", "set a port 1–65535")
+            self.fail(key, f"port must be an integer 1–65535, got {_show(value, key)}", "set a port 1–65535")
         return value
 
     def seconds(self, value, key: str, default: float) -> float:
         if value is None or value is _MISSING:
             return default
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            self.fail(key, f"must be a positive number of seconds, got {value!r}", "write e.g. 5")
+            self.fail(key, f"must be a positive number of seconds, got {_show(value, key)}", "write e.g. 5")
         return float(value)
 
     def boolean(self, value, key: str, default: bool) -> bool:
         if value is None or value is _MISSING:
             return default
         if not isinstance(value, bool):
-            self.fail(key, f"must be true or false, got {value!r}", "write true or false")
+            self.fail(key, f"must be true or false, got {_show(value, key)}", "write true or false")
         return value
 
     def file_path(self, value, key: str) -> str | None:
@@ -508,11 +588,18 @@ class _Checker:
                       "move the password to a file or a variable and write password: {file: PATH}, "
                       "{env: NAME} or {secret: NAME}")
         if len(value) != 1 or next(iter(value)) not in SECRET_KINDS:
-            self.fail(key, f"a reference has exactly one of env, file, secret (got {', '.join(map(str, value))})",
+            keys = [k if isinstance(k, str) and _ENV_NAME_RE.match(k) and len(k) <= 20 else "<a key not shown>"
+                    for k in value]
+            self.fail(key, f"a reference has exactly one of env, file, secret (got {', '.join(keys) or 'none'})",
                       "write password: {file: PATH}, {env: NAME} or {secret: NAME}")
         kind, name = next(iter(value.items()))
         if not isinstance(name, str) or not name.strip():
             self.fail(f"{key}.{kind}", "must be a non-empty string", f"write {kind}: <name>")
+        if not _plausible_name(kind, name.strip()):
+            # e.g. password: {env: "<the password itself>"}: say what is expected, never repeat the value
+            self.fail(f"{key}.{kind}", f"must be the name of {_WHAT[kind]}; this value does not look like one and "
+                      "is not shown (it may be the password itself)",
+                      f"put the password in {_WHAT[kind]} and write {kind}: <{_WHAT_SHORT[kind]}>")
         if kind == "file":
             return {"file": self.file_path(name, f"{key}.{kind}")}
         return {kind: name.strip()}

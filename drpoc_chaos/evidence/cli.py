@@ -20,16 +20,43 @@ from .model import load_journals
 __all__ = ["review_command", "verify_command", "add_review_parser", "add_verify_parser"]
 
 
+def _known_secrets(secret_envs: Sequence[str] = (), inventory: str | None = None) -> list[str]:
+    """Secret values the review scrubs from every journal (besides those the journals hold under secret-looking
+    keys): the named environment variables, and the inventory's database passwords when they resolve here."""
+    import os
+
+    values = [os.environ[name] for name in secret_envs if os.environ.get(name)]
+    if inventory or os.environ.get("DRPOC_INVENTORY"):
+        try:
+            from ..inventory import load_inventory, resolve_secret
+
+            inv = load_inventory(inventory)
+            for db in (inv.source, inv.replica):
+                try:
+                    values.append(resolve_secret(db.password_ref))
+                except Exception:  # noqa: BLE001 - an unresolvable reference has no value to scrub
+                    pass
+        except Exception:  # noqa: BLE001 - no inventory here: the other secrets still apply
+            pass
+    return values
+
+
+def _line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
 def review_command(paths: Sequence[str], out_dir: str, *,
                    expected_interval_days: Mapping[str, float | None] | None = None,
-                   public_key: str | None = None, strict: bool = False, out: TextIO | None = None) -> int:
-    """Write the HTML and Markdown review of the journals in ``paths`` into ``out_dir``; print a summary."""
-    from .report import write_review  # local: keeps `drpoc --help` fast
+                   public_key: str | None = None, strict: bool = False, out: TextIO | None = None,
+                   secrets: Sequence[str] = ()) -> int:
+    """Write the HTML and Markdown review of the journals in ``paths`` into ``out_dir``; print a summary.
+    Every journal is redacted (with ``secrets`` and what it holds under secret-looking keys) before it is read."""
+    from .report import integrity_summary, write_review  # local: keeps `drpoc --help` fast
 
     out = out or sys.stdout
     paths = list(paths) or ["journal"]
     try:
-        records, problems = load_journals(paths, public_key=public_key)
+        records, problems = load_journals(paths, public_key=public_key, secrets=secrets)
     except LedgerError as exc:  # only an unusable public key gets here
         print(f"drpoc review: {exc}", file=out)
         return 2
@@ -39,15 +66,35 @@ def review_command(paths: Sequence[str], out_dir: str, *,
     rate = "n/a" if history.pass_rate is None else f"{history.pass_rate * 100:.0f}%"
     print(f"Reviewed {len(records)} journal(s): {history.passed} of {history.judged} judged drill(s) passed ({rate}).",
           file=out)
-    failed = [r for r in records if r.passed is False]
+    print(f"Not started: {len(history.not_started)} (not counted); excluded: {len(history.excluded)} (journals that "
+          "cannot be trusted).", file=out)
+    print(f"Integrity: {integrity_summary(records, problems)}", file=out)
+
+    def when(r) -> str:
+        return r.started.strftime("%Y-%m-%d %H:%M UTC") if r.started else "n/a"
+
+    failed = [r for r in records if r.counted and r.passed is False]
     for r in failed:
-        when = r.started.strftime("%Y-%m-%d %H:%M UTC") if r.started else "n/a"
-        print(f"  NOT PASSED {when} {r.scenario} {r.run_id[:8]}: {r.verdict_label}"
-              + (f" — {r.issues[0]}" if r.issues else ""), file=out)
+        print(f"  NOT PASSED {when(r)} {_line(r.scenario)} {_line(r.run_id[:8])}: {_line(r.verdict_label)}", file=out)
+        if r.verdict == "died":
+            died = r.died or {}
+            fired = {True: "fired", False: "did not fire", None: "no record"}[r.deadman_fired]
+            print(f"      died during {_line(died.get('last_step') or 'an unknown step')}; dead-man's switch {fired}",
+                  file=out)
+        for reason in (r.reasons or r.issues[:1]):  # every reason: the real cause is often the second one
+            print(f"      - {_line(reason)}", file=out)
+    for r in history.not_started:
+        print(f"  NOT STARTED {when(r)} {_line(r.scenario)} {_line(r.run_id[:8])}: cause {_line(r.cause or 'n/a')}",
+              file=out)
+        for reason in r.reasons:
+            print(f"      - {_line(reason)}", file=out)
+    for r in history.excluded:
+        print(f"  EXCLUDED {when(r)} {_line(r.scenario)} {_line(r.run_id[:8])}: integrity {r.integrity} "
+              f"(claims {_line(r.verdict_label)})", file=out)
     for s in history.overdue:
-        print(f"  OVERDUE {s.scenario}: {s.schedule_status}", file=out)
+        print(f"  OVERDUE {_line(s.scenario)}: {s.schedule_status}", file=out)
     for p in problems:
-        print(f"  PROBLEM ({p.kind}) {p}", file=out)
+        print(f"  PROBLEM ({p.kind}) {_line(str(p))}", file=out)
     print(f"Wrote {html_path}\nWrote {md_path}", file=out)
     if problems:
         return 1
@@ -96,7 +143,7 @@ def _run_review(args: argparse.Namespace) -> int:
         print(f"drpoc review: {exc}", file=sys.stderr)
         return 2
     return review_command(args.paths, args.out, expected_interval_days=schedule, public_key=args.public_key,
-                          strict=args.strict)
+                          strict=args.strict, secrets=_known_secrets(args.secret_env or [], args.inventory))
 
 
 def _run_verify(args: argparse.Namespace) -> int:
@@ -121,6 +168,12 @@ def add_review_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--public-key", metavar="FILE", help="Ed25519 public key to check ledger signatures")
     p.add_argument("--strict", action="store_true",
                    help="also exit 1 when a drill did not pass or a scenario is overdue")
+    p.add_argument("--secret-env", action="append", metavar="NAME",
+                   help="an environment variable holding a secret to scrub from every journal shown, in any "
+                        "encoding (repeatable); values under secret-looking keys are always scrubbed")
+    p.add_argument("--inventory", metavar="FILE",
+                   help="inventory whose database passwords are scrubbed too when they resolve here "
+                        "(default: $DRPOC_INVENTORY when set)")
     p.set_defaults(func=_run_review)
     return p
 

@@ -1,7 +1,11 @@
 """History across drills: pass rate, trends against objectives, last passing drill and schedule compliance.
 
-A drill "passed" only when its ``drpoc`` verdict says so; a precondition failure, an abort or a failure count as
-not passed, and generic journals (no verdict) are left out of the rate. A scenario is overdue when its last
+A drill "passed" only when its ``drpoc`` verdict says so; a precondition failure, an abort, a failure or a drill
+that died (its orchestrator stopped mid-drill) count as not passed, and generic journals (no verdict) are left out
+of the rate. A drill that did not start (``not-started``: locked, unreachable…) touched nothing: it is counted
+apart, with its cause, never in the rate. A journal that cannot be trusted (modified, not in its ledger, badly
+signed, its ledger entry altered: ``DrillRecord.trusted`` is False) is excluded from the rate, the trends and the
+last passing drill, and listed in ``History.excluded``. A scenario is overdue when its last
 *passing* drill is older than its expected interval (``expected_interval_days``; ``vpn_outage`` is weekly unless
 told otherwise): a drill that ran but failed has not shown that recovery works.
 """
@@ -52,6 +56,8 @@ class ScenarioHistory:
     drills: int = 0
     judged: int = 0
     passed: int = 0
+    not_started: int = 0
+    excluded: int = 0
     last_run: DrillRecord | None = None
     last_pass: DrillRecord | None = None
     interval_days: float | None = None
@@ -85,6 +91,9 @@ class History:
     expected_interval_days: dict[str, float]
     first: datetime | None = None
     last: datetime | None = None
+    not_started: list[DrillRecord] = field(default_factory=list)  # drills that never got going, with a cause
+    excluded: list[DrillRecord] = field(default_factory=list)  # journals that cannot be trusted
+    died: int = 0  # judged drills whose orchestrator died (counted as not passed)
 
     @property
     def pass_rate(self) -> float | None:
@@ -108,13 +117,24 @@ def build_history(records: Iterable[DrillRecord], expected_interval_days: Mappin
             schedule[k] = float(v)
     records = sorted(records, key=lambda r: (r.started is None, r.started.timestamp() if r.started else 0.0))
     by_scenario: dict[str, ScenarioHistory] = {}
-    judged = passed = 0
+    judged = passed = died = 0
+    not_started: list[DrillRecord] = []
+    excluded: list[DrillRecord] = []
     for rec in records:
         sh = by_scenario.setdefault(rec.scenario, ScenarioHistory(rec.scenario))
         sh.drills += 1
+        if not rec.trusted:
+            sh.excluded += 1
+            excluded.append(rec)
+            continue
+        if rec.not_started:
+            sh.not_started += 1
+            not_started.append(rec)
+            continue
         if rec.started is not None:
             sh.last_run = rec
         if rec.passed is not None:
+            died += rec.verdict == "died"
             sh.judged += 1
             judged += 1
             if rec.passed:
@@ -143,7 +163,7 @@ def build_history(records: Iterable[DrillRecord], expected_interval_days: Mappin
     return History(generated_at=now, drills=len(records), judged=judged, passed=passed,
                    scenarios=sorted(by_scenario.values(), key=lambda s: s.scenario),
                    expected_interval_days=schedule, first=min(dated) if dated else None,
-                   last=max(dated) if dated else None)
+                   last=max(dated) if dated else None, not_started=not_started, excluded=excluded, died=died)
 
 
 def parse_schedule(items: Iterable[str]) -> dict[str, Any]:

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .archive import parse_archive_name, parse_utc, slugify
-from .ledger import INTENT_SUFFIX, LEDGER_NAME, VerifyReport, load_public_key, verify_archive
+from .ledger import INTENT_SUFFIX, LEDGER_NAME, Finding, VerifyReport, load_public_key, verify_archive
+from .redact import redact
 
 __all__ = [
     "SCHEMA", "Problem", "Objective", "ProbeResult", "SteadyState", "Rollback", "Writes", "Event", "Scope",
@@ -40,6 +41,20 @@ EVENT_LABELS = {
     "deadman_disarmed": "dead-man disarmed", "deadman_fired": "dead-man fired",
 }
 UNITS = {"seconds": "s", "writes": "writes", "rate": "/s"}
+# Verdict statuses. A "not-started" drill never got going (nothing was touched): not a drill failure, not judged.
+# A "died" drill lost its orchestrator mid-drill: a failure of the drill, judged.
+JUDGED_STATUSES = ("passed", "failed", "precondition-failed", "fault-not-effective", "aborted", "died")
+NOT_STARTED = "not-started"
+NOT_STARTED_CAUSES = {
+    "locked": "another drill held the gateway's lock", "no-inventory": "no usable inventory",
+    "unreachable": "a host could not be reached", "auth": "authentication failed",
+    "bad-input": "the drill's settings were refused", "setup-error": "the drill's setup failed",
+    "infeasible": "the replica's settings cannot meet the drill's objectives",
+}
+# Integrity of one journal. Only "verified" is green; "no ledger" (a loose journal) and "unconfirmed" (its hash
+# matches, but its archive has integrity findings) are shown amber and still counted; every other status means the
+# journal cannot be trusted: it is left out of the pass rate and the trends and listed as excluded.
+TRUSTED_INTEGRITY = ("verified", "unconfirmed", "no ledger")
 
 
 # ------------------------------------------------------------------------------------------------ data classes
@@ -162,14 +177,49 @@ class DrillRecord:
     events: list[Event]
     safety: dict[str, Any]
     sha256: str
-    integrity: str = "no ledger"  # verified | modified | not in ledger | no ledger | ledger entry altered
+    integrity: str = "no ledger"  # verified | unconfirmed | modified | not in ledger | no ledger | bad signature…
     integrity_detail: str = ""
     warnings: list[str] = field(default_factory=list)
     issues: list[str] = field(default_factory=list)
+    cause: str | None = None  # not-started drills: locked | no-inventory | unreachable | auth | bad-input | …
+    died: dict[str, Any] | None = None  # died drills: detected_by, last_step, deadman, recover
+    integrity_findings: list[str] = field(default_factory=list)  # findings of the archive naming this journal
+    archive_findings: int = 0  # findings of the archive this journal is in (0 when not archived)
 
     @property
     def verdict_label(self) -> str:
+        if self.verdict == NOT_STARTED:
+            return "not started" + (f" ({self.cause})" if self.cause else "")
         return self.verdict or "n/a"
+
+    @property
+    def not_started(self) -> bool:
+        return self.verdict == NOT_STARTED
+
+    @property
+    def trusted(self) -> bool:
+        """False when the journal was modified, is not in its ledger, is badly signed…: excluded from the history."""
+        return self.integrity in TRUSTED_INTEGRITY
+
+    @property
+    def counted(self) -> bool:
+        """Counted in the pass rate: a judged verdict from a journal that can be trusted."""
+        return self.trusted and self.passed is not None and not self.not_started
+
+    @property
+    def first_reason(self) -> str | None:
+        return self.reasons[0] if self.reasons else (self.issues[0] if self.issues else None)
+
+    @property
+    def deadman_fired(self) -> bool | None:
+        """Whether the dead-man's switch fired (died drills: from the switch's record); None when unknown."""
+        record = _d((self.died or {}).get("deadman")) or _d(_d(self.safety.get("deadman")).get("record"))
+        flag = _d(self.safety.get("deadman")).get("fired")
+        if record.get("fired_at") or record.get("outcome") in ("fired", "restored", "gave-up") or flag is True:
+            return True
+        if record or flag is False:
+            return False
+        return None
 
     def metric(self, name: str) -> float | None:
         return _num(self.metrics.get(name))
@@ -341,6 +391,18 @@ def _ids(items: Iterable[Any], limit: int = 10) -> str:
 def derive_issues(rec: DrillRecord) -> list[str]:
     """The facts an auditor must see as "issues found", in plain sentences."""
     issues: list[str] = []
+    if rec.not_started:
+        issues.append(f"the drill did not start ({rec.cause or 'cause not recorded'}"
+                      + (f": {NOT_STARTED_CAUSES[rec.cause]}" if rec.cause in NOT_STARTED_CAUSES else "")
+                      + "): nothing was touched; not counted as a drill failure")
+    if rec.verdict == "died":
+        died = rec.died or {}
+        fired = rec.deadman_fired
+        issues.append(f"the drill died: its orchestrator stopped during "
+                      f"{repr(died.get('last_step')) if died.get('last_step') else 'an unknown step'}"
+                      + (f" (found by {died.get('detected_by')})" if died.get("detected_by") else "")
+                      + {True: "; the dead-man's switch fired", False: "; the dead-man's switch did not fire",
+                         None: "; no record of the dead-man's switch"}[fired])
     for reason in rec.reasons:
         issues.append(reason)
     if rec.steady_before.met is False:
@@ -368,14 +430,15 @@ def derive_issues(rec: DrillRecord) -> list[str]:
         if rb.status and rb.status != "succeeded":
             issues.append(f"rollback '{rb.name}' {rb.status}" + (f": {rb.error}" if rb.error else ""))
     deadman = _d(rec.safety.get("deadman"))
-    if deadman.get("fired") is True:
+    if deadman.get("fired") is True and rec.verdict != "died":
         issues.append("the dead-man's switch fired: the fault was reverted by the safety net")
     if rec.rollbacks_forced:
         issues.append("rollbacks were forced by the drill control")
     if rec.is_drpoc and rec.passed and not any(o.passed is not None for o in rec.objectives):
         issues.append("the verdict says passed but no objective result is recorded: nothing to check it against")
     if rec.integrity not in ("verified",):
-        issues.append(f"integrity: {rec.integrity}" + (f" ({rec.integrity_detail})" if rec.integrity_detail else ""))
+        issues.append(f"integrity: {rec.integrity}" + (f" ({rec.integrity_detail})" if rec.integrity_detail else "")
+                      + ("" if rec.trusted else ": excluded from the pass rate and the trends"))
     # Drop exact duplicates (a verdict reason often restates an objective failure), keep order.
     seen: set[str] = set()
     return [i for i in issues if not (i in seen or seen.add(i))]
@@ -402,8 +465,10 @@ def normalise_journal(journal: dict[str, Any], path: str, sha256: str = "") -> t
         warnings.append(f"unknown drpoc schema {schema!r}: DR facts shown as n/a")
     drpoc = _d(raw_drpoc) if is_drpoc else {}
 
+    status = _s(_d(drpoc.get("verdict")).get("status"))
     if is_drpoc:
-        missing = [k for k in EXPECTED_DRPOC_KEYS if k not in drpoc]
+        expected = EXPECTED_DRPOC_KEYS if status not in (NOT_STARTED, "died") else ("run_id", "scenario", "verdict")
+        missing = [k for k in expected if k not in drpoc]
         if missing:
             problems.append(Problem(path, f"drpoc key lacks {', '.join(missing)}: shown as n/a", "missing-keys"))
         wrong = [f"{k} is a {type(drpoc[k]).__name__}, expected {'a list' if t is list else 'an object'}"
@@ -453,9 +518,17 @@ def normalise_journal(journal: dict[str, Any], path: str, sha256: str = "") -> t
         interval_seconds=_num(timeline.get("interval_seconds")), timeline=samples,
         events=_events(drpoc.get("events")), safety=safety, sha256=sha256, warnings=warnings,
     )
-    if rec.passed is None and rec.verdict in ("passed", "failed", "precondition-failed", "fault-not-effective",
-                                              "aborted"):
+    if rec.verdict == NOT_STARTED:
+        rec.passed = None  # never judged, whatever "passed" says
+        rec.cause = _s(verdict.get("cause"))
+    elif rec.verdict == "died":
+        rec.passed = False
+        rec.died = dict(_d(drpoc.get("died")))
+    elif rec.passed is None and rec.verdict in JUDGED_STATUSES:
         rec.passed = rec.verdict == "passed"
+    elif rec.verdict in JUDGED_STATUSES and rec.passed != (rec.verdict == "passed"):
+        warnings.append(f"verdict status {rec.verdict!r} contradicts passed={rec.passed}: taken as not passed")
+        rec.passed = False
     return rec, problems
 
 
@@ -541,19 +614,73 @@ def _integrity_problems(report: VerifyReport) -> list[Problem]:
                     f.message, "integrity") for f in report.findings]
 
 
-def load_journals(paths: Iterable[str | os.PathLike[str]],
-                  public_key: Any = None) -> tuple[list[DrillRecord], list[Problem]]:
+def _names_file(f: Finding, name: str) -> bool:
+    """True when an integrity finding is about the archived file ``name`` (its ledger line or the file itself)."""
+    subject = f.subject or ""
+    return f.file == name or subject == name or subject.endswith("/" + name)
+
+
+def _apply_integrity(rec: DrillRecord, report: VerifyReport, name: str, archive: Path) -> None:
+    """Set the record's integrity from its archive's VerifyReport. Findings are consumed generically: any finding
+    naming the file makes it untrusted; any finding of the archive keeps the others from showing "verified"."""
+    status = report.file_status.get(name, "not in ledger")
+    mine = [f for f in report.findings if _names_file(f, name)]
+    rec.integrity_findings = [f"[{f.kind}] {f.message}" for f in mine]
+    rec.archive_findings = len(report.findings)
+    if status == "verified" and any(f.kind.startswith("signature") for f in mine):
+        status = "bad signature"
+    elif status == "verified" and mine:
+        status = "unverifiable"  # the file's own hash matches, but its ledger entry has a finding
+    if status == "verified":
+        detail = "sha256 matches the hash-chained ledger"
+        if report.signatures_checked:
+            detail += f"; signature valid (key {report.key_id})"
+        if report.findings:
+            status = "unconfirmed"
+            detail += (f"; but the archive {archive} has {len(report.findings)} integrity finding(s) (see the "
+                       "header): the ledger cannot vouch that nothing was deleted, inserted or rewritten")
+        rec.integrity, rec.integrity_detail = status, detail
+    else:
+        rec.integrity = status
+        rec.integrity_detail = "; ".join(rec.integrity_findings) or f"{status} (archive {archive})"
+
+
+def load_journals(paths: Iterable[str | os.PathLike[str]], public_key: Any = None,
+                  secrets: Iterable[str] = ()) -> tuple[list[DrillRecord], list[Problem]]:
     """Load every journal found in ``paths`` (files, archive directories, globs).
 
+    Every journal is redacted first (``redact`` with ``secrets``, the known secret values, and whatever the
+    journal itself holds under secret-looking keys), archived or not, so nothing rendered from a record can leak.
     Returns the records sorted by start time and the problems met. A journal inside a directory holding a
     ``ledger.jsonl`` gets its integrity from ``verify_archive`` (with ``public_key`` when given); every finding of
     that archive is also listed as a problem of kind "integrity". Raises LedgerError only for an unusable
     ``public_key``."""
+    secrets = [str(s) for s in secrets if s]
     if public_key is not None:
         public_key = load_public_key(public_key)  # an unusable key is the caller's error: LedgerError
+    paths = [os.fspath(p) for p in paths]
     files, problems = expand_inputs(paths)
     records: list[DrillRecord] = []
     reports: dict[Path, VerifyReport | None] = {}
+
+    def report_for(directory: Path) -> VerifyReport | None:
+        archive = directory.resolve()
+        if archive not in reports:
+            report = None
+            if (archive / LEDGER_NAME).exists():
+                try:
+                    report = verify_archive(directory, public_key)
+                except OSError as exc:  # e.g. the ledger is unreadable: say so, go on
+                    problems.append(Problem(str(directory), f"cannot verify the archive: {exc}", "integrity"))
+                else:
+                    problems.extend(_integrity_problems(report))
+            reports[archive] = report
+        return reports[archive]
+
+    # An archive given as input is verified even when none of its journals is left to read (all deleted).
+    for raw in paths:
+        if Path(raw).is_dir():
+            report_for(Path(raw))
     for path in files:
         if path.name == LEDGER_NAME:
             continue
@@ -563,44 +690,22 @@ def load_journals(paths: Iterable[str | os.PathLike[str]],
         if journal is None:
             continue
         try:
+            journal = redact(journal, secrets)
             rec, found = normalise_journal(journal, str(path), digest)
         except Exception as exc:  # noqa: BLE001 - one odd journal must never stop the review of the others
             problems.append(Problem(str(path), f"could not interpret this journal ({type(exc).__name__}: {exc})",
                                     "input"))
             continue
         problems.extend(found)
-        archive = path.parent.resolve()
-        if archive not in reports:
-            if (archive / LEDGER_NAME).exists():
-                try:
-                    report = verify_archive(path.parent, public_key)
-                except OSError as exc:  # e.g. the ledger is unreadable: say so, go on
-                    problems.append(Problem(str(path.parent), f"cannot verify the archive: {exc}", "integrity"))
-                    report = None
-                else:
-                    problems.extend(_integrity_problems(report))
-            else:
-                report = None
-            reports[archive] = report
-        report = reports[archive]
+        report = report_for(path.parent)
         if report is None:
             rec.integrity = "no ledger"
             rec.integrity_detail = "the file is not in an archive with a ledger.jsonl"
         else:
-            rec.integrity = report.file_status.get(path.name, "not in ledger")
-            mine = [f for f in report.findings if f.file == path.name]
-            if rec.integrity == "verified" and any(f.kind.startswith("signature") for f in mine):
-                rec.integrity = "bad signature"
-            if rec.integrity == "verified":
-                rec.integrity_detail = "sha256 matches the hash-chained ledger"
-                if report.signatures_checked and not mine:
-                    rec.integrity_detail += f"; signature valid (key {report.key_id})"
-                others = len(report.findings)
-                if others:
-                    rec.integrity_detail += f"; but the archive has {others} integrity finding(s)"
-            else:
-                rec.integrity_detail = "; ".join(f.message for f in mine) or f"archive {path.parent}"
+            _apply_integrity(rec, report, path.name, path.parent)
         rec.issues = derive_issues(rec)
         records.append(rec)
+    # A problem's message may quote the journal (an exception text): scrubbed like the journals.
+    problems = [Problem(p.source, redact(p.message, secrets), p.kind) for p in problems]
     records.sort(key=lambda r: (r.started is None, r.started.timestamp() if r.started else 0.0, r.file))
     return records, problems

@@ -13,7 +13,13 @@ from typing import Any, Iterable, Sequence
 from .history import TREND_LABELS, TREND_METRICS, TrendPoint
 from .model import DrillRecord
 
-__all__ = ["timeline_svg", "trend_svg", "STATE_COLOURS"]
+__all__ = ["timeline_svg", "trend_svg", "downsample", "STATE_COLOURS", "MAX_CHART_POINTS"]
+
+# A chart is 794 px wide: more points than this per chart add bytes, not information. Long drills are downsampled
+# for the page only (the journal keeps every sample): every state change is kept, and per time bucket the samples
+# holding each numeric series' minimum and maximum, so peaks (lag spikes) and NULL gaps survive.
+MAX_CHART_POINTS = 400
+NUMERIC_SERIES = ("heartbeat_lag", "seconds_behind", "source_rows", "replica_rows")
 
 STATE_COLOURS = {
     "up": "#2e7d32", "yes": "#2e7d32",
@@ -104,6 +110,51 @@ def _polyline_path(points: Iterable[tuple[float, float | None]], sx, sy) -> str:
     return " ".join(parts)
 
 
+def downsample(samples: Sequence[dict[str, Any]], max_points: int = MAX_CHART_POINTS,
+               numeric: Sequence[str] = NUMERIC_SERIES) -> list[dict[str, Any]]:
+    """At most about ``max_points`` samples (more only when there are more state changes than that) that draw the
+    same chart: the first and last sample, every sample where a state field (any non-numeric value, or a numeric
+    series turning NULL or back) changes and the one before it, and per time bucket the samples holding the
+    minimum and the maximum of each numeric series."""
+    n = len(samples)
+    if n <= max_points:
+        return list(samples)
+    keep = {0, n - 1}
+    state_keys = sorted({k for smp in samples for k, v in smp.items()
+                         if k != "t" and k not in numeric and not isinstance(v, (int, float))})
+    prev = None
+    for i, smp in enumerate(samples):
+        sig = (tuple(_state_key(smp.get(k)) for k in state_keys), tuple(_num(smp.get(k)) is None for k in numeric))
+        if sig != prev:
+            keep.add(i)
+            if i:
+                keep.add(i - 1)
+            prev = sig
+    present = [k for k in numeric if any(_num(smp.get(k)) is not None for smp in samples[:: max(1, n // 50)])]
+    buckets = max(1, max_points // (2 * max(1, len(present))))
+    t0, t1 = samples[0]["t"], samples[-1]["t"]
+    span = (t1 - t0) or 1.0
+    best: dict[tuple[int, str], list[int]] = {}
+    for i, smp in enumerate(samples):
+        b = min(buckets - 1, int((smp["t"] - t0) / span * buckets))
+        for k in present:
+            v = _num(smp.get(k))
+            if v is None:
+                continue
+            slot = best.get((b, k))
+            if slot is None:
+                best[(b, k)] = [i, i]
+            else:
+                if v < _num(samples[slot[0]].get(k)):
+                    slot[0] = i
+                if v > _num(samples[slot[1]].get(k)):
+                    slot[1] = i
+    for lo, hi in best.values():
+        keep.add(lo)
+        keep.add(hi)
+    return [samples[i] for i in sorted(keep)]
+
+
 def _lane_fields(rec: DrillRecord) -> list[tuple[str, str]]:
     """[(sample key, label)] for the state lanes."""
     keys: list[str] = []
@@ -125,10 +176,11 @@ def _lane_fields(rec: DrillRecord) -> list[tuple[str, str]]:
 
 def timeline_svg(rec: DrillRecord, width: int = 960) -> str:
     """The drill's timeline as an inline ``<svg>``; an explanatory ``<p>`` when the journal has no samples."""
-    samples = rec.timeline
-    if not samples:
+    if not rec.timeline:
         return '<p class="nochart">No timeline samples in this journal: no chart.</p>'
-    interval = rec.interval_seconds or (samples[1]["t"] - samples[0]["t"] if len(samples) > 1 else 1.0)
+    full = rec.timeline
+    interval = rec.interval_seconds or (full[1]["t"] - full[0]["t"] if len(full) > 1 else 1.0)
+    samples = downsample(full)
     t_min = min(0.0, samples[0]["t"])
     t_end = samples[-1]["t"] + max(interval, 0.0)
     events = [e for e in rec.events if e.name in MARKER_EVENTS and e.t is not None]

@@ -182,13 +182,17 @@ def test_integrity_comes_from_the_ledger(tmp_path):
     shutil.copy(JOURNALS / "chaostoolkit_generic_no_drpoc.json", archive / "20261124T000000Z_sneaky_00000000.json")
     records, problems = load_journals([archive])
     status = {r.file: r.integrity for r in records}
-    assert status[entries[0].file] == "verified"
+    # Its own hash matches, but the archive it is in has findings: never "verified" (green) then.
+    assert status[entries[0].file] == "unconfirmed"
+    assert "integrity finding(s)" in next(r for r in records if r.file == entries[0].file).integrity_detail
     assert status[entries[1].file] == "modified"
     assert status["20261124T000000Z_sneaky_00000000.json"] == "not in ledger"
     assert {p.kind for p in problems} == {"integrity"}
     assert any(entries[1].file in p.source and "modified" in p.message for p in problems)
     modified = next(r for r in records if r.file == entries[1].file)
     assert any(i.startswith("integrity: modified") for i in modified.issues)
+    assert not modified.trusted and not modified.counted
+    assert modified.integrity_findings and all("[" in f for f in modified.integrity_findings)
 
 
 def test_normalise_journal_never_raises_on_junk_values():

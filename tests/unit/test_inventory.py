@@ -333,3 +333,63 @@ def test_mutating_the_loaded_fixture_does_not_leak(tmp_path):
     data["name"] = "other"
     b = load_inventory(write(tmp_path, data))
     assert (a.name, b.name) == ("lab", "other")
+
+
+# ------------------------------------------------------------------------------------------------ hostile files
+BOMB = "\n".join(
+    [f"a: &a {{{', '.join(f'{k}: x' for k in 'abcdefghi')}}}"]
+    + [f"{n}: &{n} {{{', '.join(f'{k}: *{p}' for k in 'abcdefghi')}}}" for p, n in zip("abcdefgh", "bcdefghi")]
+) + "\n"
+
+
+def test_alias_bomb_is_refused_fast_naming_the_file(tmp_path):
+    import resource
+    import time
+
+    assert BOMB.count("\n") == 9  # the 9-line "billion laughs": 9**9 paths once expanded
+    path = write(tmp_path, BOMB, "bomb.yaml")
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t = time.perf_counter()
+    with pytest.raises(InventoryError) as err:
+        load_inventory(path)
+    assert time.perf_counter() - t < 1.0  # it took minutes and gigabytes before
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss < 100_000  # KB
+    assert str(path) in str(err.value) and "alias" in str(err.value)
+
+
+def test_recursive_alias_is_refused(tmp_path):
+    with pytest.raises(InventoryError, match="alias"):
+        load_inventory(write(tmp_path, "version: 1\nname: &n [1, *n]\n"))
+
+
+def test_small_aliases_still_load_with_lines(tmp_path):
+    text = LAB.read_text()
+    data = lab_data()
+    data["ssh_defaults"]["connect_timeout"] = 5
+    path = write(tmp_path, data)
+    text = path.read_text().replace("ssh_defaults:", "ssh_defaults: &ssh", 1)
+    path.write_text(text)
+    assert load_inventory(path).name == data["name"]
+
+
+@pytest.mark.parametrize("kind", ["env", "secret", "file"])
+def test_the_password_itself_as_a_reference_name_is_never_echoed(tmp_path, kind):
+    secret = "Xy9!pQ2#zz-real-password"
+
+    def mutate(d):
+        d["mysql_defaults"]["password"] = {kind: secret}
+
+    err = error_for(tmp_path, mutate)
+    assert secret not in str(err) and secret[:6] not in str(err)
+    assert "mysql_defaults.password" in str(err) and "not shown" in str(err)
+    with pytest.raises(InventoryError) as err2:
+        resolve_secret({kind: secret})
+    assert secret not in str(err2.value)
+
+
+def test_values_under_secret_keys_are_never_echoed_by_type_errors(tmp_path):
+    def mutate(d):
+        d["mysql_defaults"]["password"] = {"env": ["S3cr3tInAList"]}
+
+    err = error_for(tmp_path, mutate)
+    assert "S3cr3tInAList" not in str(err)
