@@ -18,7 +18,7 @@ import pymysql
 import pytest
 from chaoslib.exceptions import ActivityFailed
 
-from drpoc_chaos import activity as activity_mod
+from drpoc_chaos.services import context as activity_mod
 from drpoc_chaos import remote
 from drpoc_chaos.drill import actions as drill_actions
 from drpoc_chaos.core import recorder as drill_state

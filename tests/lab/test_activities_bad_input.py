@@ -18,7 +18,7 @@ from chaoslib.exceptions import ActivityFailed
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from drpoc_chaos import activity as activity_mod
+from drpoc_chaos.services import context as activity_mod
 from drpoc_chaos import remote
 from drpoc_chaos.drill import actions as drill_actions
 from drpoc_chaos.inventory import load_inventory
