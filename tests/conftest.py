@@ -11,6 +11,12 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(REPO, "tests", "fixtures")
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests that take the lab down (marked `lab_lifecycle`) run last, whatever their file or test names; every
+    other test keeps its order (the sort is stable)."""
+    items.sort(key=lambda item: item.get_closest_marker("lab_lifecycle") is not None)
+
+
 def _can_run_lab() -> str | None:
     if os.geteuid() != 0:
         return "the lab needs root"

@@ -1,6 +1,7 @@
 """Lab lifecycle: idempotent up, clean down, leftovers after a crash, errors before touching anything.
 
-Runs after the other lab tests (file name) because it takes the lab down; it leaves it up again for whatever follows.
+Marked `lab_lifecycle`: it takes the lab down, so tests/conftest.py runs it after every other test, whatever the file
+names; it leaves the lab up again for whatever follows.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import pytest
 from drpoc_chaos.lab.lifecycle import Lab
 from drpoc_chaos.lab.topology import LAB_HOST_NAMES, Paths
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.lab_lifecycle]
 DRPOC = [sys.executable, "-m", "drpoc_chaos.cli"]
 
 
