@@ -1,10 +1,12 @@
-"""Apply the deployments of flows/prefect.yaml (the one place they are defined) to the Prefect API.
+"""Apply the deployments of flows/prefect.yaml (the one place they are defined) with Prefect's own `prefect deploy`.
 
     .venv/bin/python flows/deploy.py [--prefect-file flows/prefect.yaml] [--dry-run]
 
-Uses the server in PREFECT_API_URL (`drpoc schedule up` runs this with its local server's). Creates the `process`
-work pool if missing, then creates or updates each deployment: schedules (cron + timezone), parameters, pool,
-concurrency limit. Idempotent: re-running replaces the schedules and recreates the future scheduled runs.
+Uses the server in PREFECT_API_URL (`drpoc schedule up` does the same with its local server's). Creates the `process`
+work pool if missing (`prefect deploy` refuses a missing pool), then runs `prefect --no-prompt deploy --all
+--prefect-file flows/prefect.yaml` from the repository root: every key of the file (schedules, parameters, tags,
+work_pool and its job_variables, concurrency_limit, triggers, pull, …) is applied by Prefect. Idempotent: re-running
+updates the deployments in place.
 """
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from drpoc_chaos.scheduling import PREFECT_FILE, REPO_ROOT, apply_deployments, load_deployment_specs, next_fire_times
+from drpoc_chaos.scheduling import (PREFECT_FILE, REPO_ROOT, SchedulingError, apply_deployments, deployment_lines,
+                                     load_deployment_specs, next_fire_times)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,14 +33,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{spec.name} ({spec.entrypoint})  pool={spec.work_pool}  "
                   f"concurrency={spec.concurrency_limit} {spec.collision_strategy or ''}")
             for s in spec.schedules:
+                if not s.get("cron"):
+                    print(f"  {s}")
+                    continue
                 times = next_fire_times(s["cron"], s["timezone"], s["day_or"], n=3)
                 print(f"  {s['cron']} ({s['timezone']}{'' if s['day_or'] else ', day AND weekday'}): next "
                       + ", ".join(t.isoformat() for t in times))
         return 0
-    ids = apply_deployments(specs, repo=REPO_ROOT)
-    for spec, (name, dep_id) in zip(specs, ids.items()):
-        scheds = ", ".join(f"{s['cron']} {s['timezone']}" for s in spec.schedules) or "no schedule"
-        print(f"{name}  [{scheds}]  pool {spec.work_pool}  id {dep_id}")
+    try:
+        ids = apply_deployments(specs, repo=REPO_ROOT, prefect_file=args.prefect_file)
+    except SchedulingError as exc:
+        print(f"flows/deploy.py: {exc}", file=sys.stderr)
+        return 1
+    for line in deployment_lines(specs, ids):
+        print(line)
     return 0
 
 

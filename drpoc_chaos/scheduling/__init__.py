@@ -12,16 +12,17 @@ Prefect (Prefect is imported only inside the functions that talk to it). Pure de
                     installs signal handlers and must own its main thread) in a session of its own, so a worker
                     that dies or is stopped does not interrupt the drill half-way: its control still restores the
                     tunnel and archives the journal (`run_drill`, `run_steady_state`)
-    deployments.py  the deployments, read from ONE place, `flows/prefect.yaml` (`load_deployment_specs`,
-                    `apply_deployments`, `next_fire_times`), and the Prefect API the flows use (concurrency limit,
-                    Secret blocks, artifacts)
+    deployments.py  the deployments, defined in ONE place, `flows/prefect.yaml`, applied by Prefect's own
+                    `prefect deploy` (`apply_deployments`; `load_deployment_specs`, `next_fire_times` read it), the
+                    Prefect client's retry settings (`CLIENT_RETRY_ENV`), and the Prefect API the flows use
+                    (concurrency limit, Secret blocks, artifacts)
     alerts.py       alerting: flows/automations.yaml expanded (failed run, no completed run within the schedule's
                     interval + grace, work pool not ready) and applied idempotently as Prefect automations that
                     notify through a notification block (`apply_alerts`, `absence_window`)
     heads.py        the archive's ledger head anchored in Prefect Variables after each drill
                     (`record_ledger_head`, `recorded_heads`, `write_heads_file`)
     server.py       the local scheduler on one machine: `schedule_up` / `schedule_down` / `schedule_status` /
-                    `drill_now`
+                    `drill_now`, every API call through Prefect's client (`prefect_client`, `run_deployment`)
     cli.py          the argparse helpers `add_schedule_parser` / `add_drill_parser` the `drpoc` CLI mounts
 
 Everything public is re-exported here: `from drpoc_chaos.scheduling import X`. See docs/SCHEDULING.md.
@@ -33,13 +34,14 @@ from .alerts import (AUTOMATIONS_FILE, DEFAULT_ALERTS_BLOCK, absence_window, app
 from .chaos_runs import (check_var_file, chaos_bin, chaos_command, chaos_var_args, drill_env, drill_lock_hint,
                          load_experiment, resolve_experiment, run_chaos, run_drill, run_steady_state)
 from .cli import add_drill_parser, add_schedule_parser
-from .deployments import (DeploymentSpec, apply_deployments, concurrency_limit_name, ensure_concurrency_limit,
-                          ensure_work_pool, load_deployment_specs, load_secret_env, next_fire_times,
+from .deployments import (CLIENT_RETRY_ENV, DeploymentSpec, apply_deployments, client_retry_settings,
+                          concurrency_limit_name, deployment_lines, ensure_concurrency_limit, ensure_work_pool,
+                          load_deployment_specs, load_secret_env, next_fire_times, prefect_deploy_command,
                           publish_drill_artifacts, scheduled_start_time, target_name)
 from .heads import head_variable_name, heads_jsonl, record_ledger_head, recorded_heads, write_heads_file
 from .server import (SchedulerPaths, api_healthy, api_url_for, default_state_dir, drill_now, port_in_use,
-                     prefect_env, read_record, record_alive, record_process, schedule_down, schedule_status,
-                     schedule_up)
+                     prefect_client, prefect_env, read_record, record_alive, record_process, schedule_down,
+                     schedule_status, schedule_up)
 from .settings import (DEFAULT_ARCHIVE_DIR, DEFAULT_CHECK_TIMEOUT_SECONDS, DEFAULT_DEPLOYMENT,
                        DEFAULT_DRILL_TIMEOUT_SECONDS, DEFAULT_EXPERIMENT, DEFAULT_HOST,
                        DEFAULT_MAX_LATENESS_SECONDS, DEFAULT_PORT, DRILL_CONTROL_MODULE, INTERRUPT_GRACE_SECONDS,
@@ -61,17 +63,17 @@ __all__ = [
     "check_var_file", "chaos_bin", "chaos_command", "chaos_var_args", "drill_env", "drill_lock_hint",
     "load_experiment", "resolve_experiment", "run_chaos", "run_drill", "run_steady_state",
     # deployments
-    "DeploymentSpec", "apply_deployments", "concurrency_limit_name", "ensure_concurrency_limit", "ensure_work_pool",
-    "load_deployment_specs", "load_secret_env", "next_fire_times", "publish_drill_artifacts",
-    "scheduled_start_time", "target_name",
+    "CLIENT_RETRY_ENV", "DeploymentSpec", "apply_deployments", "client_retry_settings", "concurrency_limit_name",
+    "deployment_lines", "ensure_concurrency_limit", "ensure_work_pool", "load_deployment_specs", "load_secret_env",
+    "next_fire_times", "prefect_deploy_command", "publish_drill_artifacts", "scheduled_start_time", "target_name",
     # alerts
     "AUTOMATIONS_FILE", "DEFAULT_ALERTS_BLOCK", "absence_window", "apply_alerts", "ensure_webhook_block",
     "load_alerts_config", "schedule_gap",
     # heads
     "head_variable_name", "heads_jsonl", "record_ledger_head", "recorded_heads", "write_heads_file",
     # server
-    "SchedulerPaths", "api_healthy", "api_url_for", "default_state_dir", "drill_now", "port_in_use", "prefect_env",
-    "read_record", "record_alive", "record_process", "schedule_down", "schedule_status", "schedule_up",
+    "SchedulerPaths", "api_healthy", "api_url_for", "default_state_dir", "drill_now", "port_in_use",
+    "prefect_client", "prefect_env", "read_record", "record_alive", "record_process", "schedule_down", "schedule_status", "schedule_up",
     # cli
     "add_drill_parser", "add_schedule_parser",
 ]

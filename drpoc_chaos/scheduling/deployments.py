@@ -1,12 +1,14 @@
-"""Prefect on the flows' side: the deployments, read from ONE place, `flows/prefect.yaml`
-(`load_deployment_specs`, `apply_deployments`, `next_fire_times`), and the Prefect API calls the flows make
-(per-target concurrency limit, Secret blocks, scheduled start time, artifacts). Prefect is imported only inside the
-functions that talk to it.
+"""Prefect on the flows' side: the deployments, defined in ONE place, `flows/prefect.yaml`, and applied by Prefect's
+own `prefect deploy` (`apply_deployments`; `load_deployment_specs` is the project's read of the same file, for the
+worker's pool, the alerts and the dry run; `next_fire_times`), the Prefect client's retry settings
+(`CLIENT_RETRY_ENV`), and the Prefect API calls the flows make (per-target concurrency limit, Secret blocks,
+scheduled start time, artifacts). Prefect is imported only inside the functions that talk to it.
 """
 from __future__ import annotations
 
 import json
 import os
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -16,7 +18,6 @@ import yaml
 
 from .settings import PREFECT_FILE, REPO_ROOT, WORK_POOL_TYPE, SchedulingError, _ENV_NAME_RE, utc_now
 from .verdicts import DrillResult, drill_markdown, file_url, metrics_table, slug
-
 
 # ==============================================================================================================
 # Prefect glue used by the flows (imported lazily)
@@ -46,7 +47,11 @@ def concurrency_limit_name(target: str) -> str:
 
 
 def ensure_concurrency_limit(name: str, limit: int = 1) -> None:
-    """Create the global concurrency limit `name` (limit 1) if it does not exist yet."""
+    """Create the global concurrency limit `name` (limit 1) if it does not exist yet.
+
+    Kept by hand: Prefect's deployment `concurrency_limit` (flows/prefect.yaml) bounds one deployment; nothing in
+    Prefect bounds the runs of *different* deployments that drill the same sites. A Prefect global concurrency
+    limit does, once it is named after the target, which only the flow knows (from its inventory parameter)."""
     from prefect import get_client
     from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
     from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
@@ -113,11 +118,30 @@ def publish_drill_artifacts(result: DrillResult) -> dict[str, str]:
 
 
 # ==============================================================================================================
-# deployments: flows/prefect.yaml is the one place they are defined
+# deployments: flows/prefect.yaml is the one place they are defined, and Prefect's own `prefect deploy` applies it
+
+
+# The Prefect client (get_client, run_deployment, `prefect deploy`, the worker) retries 408/429/502/503 and a dropped
+# connection by itself, PREFECT_CLIENT_MAX_RETRIES times (default 5) with exponential backoff or the server's
+# Retry-After (prefect.client.base.PrefectHttpxSyncClient.send). A busy local server behind a proxy also answers
+# 504: PREFECT_CLIENT_RETRY_EXTRA_CODES adds it. These are defaults: a value the operator set wins.
+CLIENT_RETRY_ENV = {"PREFECT_CLIENT_RETRY_EXTRA_CODES": "504"}
+
+
+def client_retry_settings() -> dict:
+    """CLIENT_RETRY_ENV as Prefect settings updates (for `temporary_settings`), unless set in the environment."""
+    import prefect.settings as ps
+    if "PREFECT_CLIENT_RETRY_EXTRA_CODES" in os.environ:
+        return {}
+    return {ps.PREFECT_CLIENT_RETRY_EXTRA_CODES: {int(c) for c in CLIENT_RETRY_ENV[
+        "PREFECT_CLIENT_RETRY_EXTRA_CODES"].split(",")}}
 
 
 @dataclass
 class DeploymentSpec:
+    """What the project itself reads from a deployment of prefect.yaml (the worker's pool, the alerts' schedules,
+    the dry run). Applying it is Prefect's job (`apply_deployments`): every other key (triggers, pull,
+    job_variables, …) goes to the server as Prefect defines it, whether this view shows it or not."""
     name: str
     entrypoint: str                              # "flows/drills.py:dr_drill", relative to the repo root
     work_pool: str
@@ -125,11 +149,12 @@ class DeploymentSpec:
     description: str | None = None
     tags: list[str] = field(default_factory=list)
     parameters: dict[str, Any] = field(default_factory=dict)
-    schedules: list[dict[str, Any]] = field(default_factory=list)   # cron, timezone, day_or, active, slug
+    schedules: list[dict[str, Any]] = field(default_factory=list)   # cron|interval|rrule, timezone, day_or, active
     concurrency_limit: int | None = None
     collision_strategy: str | None = None
     paused: bool = False
     version: str | None = None
+    prefect_file: Path | None = None             # the file it was read from
 
     @property
     def flow_function(self) -> str:
@@ -137,8 +162,8 @@ class DeploymentSpec:
 
 
 def load_deployment_specs(path: str | os.PathLike = PREFECT_FILE) -> list[DeploymentSpec]:
-    """The deployments of a prefect.yaml (the subset of the format this project uses: cron schedules, a work
-    pool, a deployment concurrency limit). Anything else is refused rather than silently ignored."""
+    """The deployments of a prefect.yaml, as the project reads them. A deployment without a name, an entrypoint or
+    a work pool, or a schedule that is not a cron, interval or rrule, is refused here, before Prefect is asked."""
     p = Path(path)
     data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
     specs: list[DeploymentSpec] = []
@@ -149,14 +174,17 @@ def load_deployment_specs(path: str | os.PathLike = PREFECT_FILE) -> list[Deploy
                 raise ValueError(f"{where}: `{key}` is required")
         pool = d.get("work_pool") or {}
         if not pool.get("name"):
-            raise ValueError(f"{where}: `work_pool.name` is required")
+            raise ValueError(f"{where}: `work_pool.name` is required (the worker `drpoc schedule up` starts polls it)")
         schedules = []
         for s in d.get("schedules") or []:
-            if not s.get("cron") or s.get("interval") or s.get("rrule"):
-                raise ValueError(f"{where}: only cron schedules are supported here")
-            schedules.append({"cron": s["cron"], "timezone": s.get("timezone") or "UTC",
-                              "day_or": s.get("day_or", True), "active": s.get("active", True),
-                              "slug": s.get("slug")})
+            kinds = [k for k in ("cron", "interval", "rrule") if s.get(k) is not None]
+            if len(kinds) != 1:
+                raise ValueError(f"{where}: each schedule needs one of cron, interval or rrule")
+            sched = {k: s[k] for k in ("cron", "interval", "rrule", "anchor_date", "slug") if s.get(k) is not None}
+            sched.update(timezone=s.get("timezone") or "UTC", active=s.get("active", True))
+            if "cron" in sched:
+                sched["day_or"] = s.get("day_or", True)
+            schedules.append(sched)
         cl = d.get("concurrency_limit")
         limit, strategy = (cl.get("limit"), cl.get("collision_strategy")) if isinstance(cl, dict) else (cl, None)
         tags = d.get("tags") or []
@@ -166,15 +194,10 @@ def load_deployment_specs(path: str | os.PathLike = PREFECT_FILE) -> list[Deploy
             tags=[str(t) for t in (tags if isinstance(tags, list) else [tags])],
             parameters=dict(d.get("parameters") or {}), schedules=schedules, concurrency_limit=limit,
             collision_strategy=strategy, paused=bool(d.get("paused", False)),
-            version=str(d["version"]) if d.get("version") else None))
+            version=str(d["version"]) if d.get("version") else None, prefect_file=p))
     if not specs:
         raise ValueError(f"{p}: no deployments")
     return specs
-
-
-def _cron_schedule(s: Mapping[str, Any]):
-    from prefect.client.schemas.schedules import CronSchedule
-    return CronSchedule(cron=s["cron"], timezone=s.get("timezone") or "UTC", day_or=s.get("day_or", True))
 
 
 def next_fire_times(cron: str, tz: str = "UTC", day_or: bool = True, n: int = 3,
@@ -188,51 +211,111 @@ def next_fire_times(cron: str, tz: str = "UTC", day_or: bool = True, n: int = 3,
 
 
 def ensure_work_pool(client, name: str, pool_type: str = WORK_POOL_TYPE) -> None:
+    """Create the work pool if missing. Kept by hand: `prefect deploy` refuses a pool that does not exist (it only
+    offers to pick one interactively) and prefect.yaml has no key to create one."""
     from prefect.client.schemas.actions import WorkPoolCreate
-    from prefect.exceptions import ObjectNotFound
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
     try:
         pool = client.read_work_pool(name)
         if pool.type != pool_type:
             raise SchedulingError(f"work pool {name!r} exists with type {pool.type!r}, expected {pool_type!r}")
     except ObjectNotFound:
-        client.create_work_pool(WorkPoolCreate(name=name, type=pool_type))
+        try:
+            client.create_work_pool(WorkPoolCreate(name=name, type=pool_type))
+        except ObjectAlreadyExists:
+            pass
 
 
-def apply_deployments(specs: Sequence[DeploymentSpec], repo: Path = REPO_ROOT, client=None) -> dict[str, str]:
-    """Create or update the work pool(s) and deployments against the current Prefect API (upserts: schedules
-    are replaced and the deployment's future scheduled runs recreated). Returns {"flow/deployment": id}."""
+def prefect_deploy_command(prefect_file: Path, names: Sequence[str] | None = None) -> list[str]:
+    """`prefect --no-prompt deploy --all --prefect-file F` (or `--name N` for each of `names`)."""
+    import shutil
+    import sys
+    candidate = Path(sys.executable).parent / "prefect"
+    exe = str(candidate) if candidate.exists() else shutil.which("prefect")
+    if not exe:
+        raise SchedulingError("the `prefect` command is not installed next to this Python nor on PATH")
+    cmd = [exe, "--no-prompt", "deploy", "--prefect-file", str(prefect_file)]
+    if names:
+        for n in names:
+            cmd += ["--name", n]
+    else:
+        cmd.append("--all")
+    return cmd
+
+
+def apply_deployments(specs: Sequence[DeploymentSpec] | None = None, repo: Path = REPO_ROOT, client=None, *,
+                      prefect_file: str | os.PathLike | None = None, api_url: str | None = None,
+                      timeout: float = 300.0, env: Mapping[str, str] | None = None,
+                      log: Path | None = None) -> dict[str, str]:
+    """Apply the deployments of a prefect.yaml with Prefect's own `prefect --no-prompt deploy`, run in `repo` (the
+    entrypoints are relative to it, and Prefect's default pull step, when the file has none, is
+    `set_working_directory` to it) against `api_url` (default: the current PREFECT_API_URL setting). Every key
+    Prefect supports is honoured (schedules, parameters, tags, work_pool incl. job_variables, concurrency_limit,
+    triggers, pull, …); re-applying updates in place (same ids; schedules upserted by slug; the deployment's
+    triggers replaced). The work pool is created first if missing. Returns {"flow/deployment": id}, read back
+    through the Prefect client.
+
+    `specs` picks the deployments (all of their file when they are all of it); `prefect_file` when no specs.
+    `env`: the environment of `prefect deploy` (default: this process's); `log`: where its output is appended."""
+    import subprocess
+
+    import prefect.settings as ps
     from prefect import get_client
-    from prefect.client.schemas.actions import DeploymentScheduleCreate
-    from prefect.client.schemas.objects import ConcurrencyOptions
-    from prefect.flows import load_flow_from_entrypoint
-    from prefect.utilities.callables import parameter_schema
 
-    own = client is None
-    if own:
-        client = get_client(sync_client=True)
-        client.__enter__()
-    try:
-        out: dict[str, str] = {}
-        for pool in sorted({s.work_pool for s in specs}):
-            ensure_work_pool(client, pool)
-        for spec in specs:
-            path, func = spec.entrypoint.split(":", 1)
-            flow = load_flow_from_entrypoint(f"{repo / path}:{func}")
-            flow_id = client.create_flow_from_name(flow.name)
-            schedules = [DeploymentScheduleCreate(schedule=_cron_schedule(s), active=bool(s.get("active", True)),
-                                                  slug=s.get("slug")) for s in spec.schedules]
-            options = (ConcurrencyOptions(collision_strategy=spec.collision_strategy)
-                       if spec.collision_strategy else None)
-            dep_id = client.create_deployment(
-                flow_id=flow_id, name=spec.name, version=spec.version, schedules=schedules,
-                concurrency_limit=spec.concurrency_limit, concurrency_options=options,
-                parameters=spec.parameters, description=spec.description, work_pool_name=spec.work_pool,
-                work_queue_name=spec.work_queue, tags=spec.tags, path=str(repo), entrypoint=spec.entrypoint,
-                parameter_openapi_schema=parameter_schema(flow).model_dump_for_openapi(), paused=spec.paused,
-                pull_steps=[{"prefect.deployments.steps.set_working_directory": {"directory": str(repo)}}],
-                enforce_parameter_schema=True, job_variables={})
-            out[f"{flow.name}/{spec.name}"] = str(dep_id)
-        return out
-    finally:
-        if own:
-            client.__exit__(None, None, None)
+    if specs is None:
+        specs = load_deployment_specs(prefect_file or PREFECT_FILE)
+    specs = list(specs)
+    pfile = Path(prefect_file or specs[0].prefect_file or PREFECT_FILE).resolve()
+    every = {s.name for s in load_deployment_specs(pfile)}
+    wanted = [s.name for s in specs]
+    api_url = api_url or ps.PREFECT_API_URL.value()
+    if not api_url:
+        raise SchedulingError("no Prefect API to deploy to: set PREFECT_API_URL (or run `drpoc schedule up`)")
+
+    with ps.temporary_settings(updates={ps.PREFECT_API_URL: api_url, **client_retry_settings()}):
+        with (get_client(sync_client=True) if client is None else nullcontext(client)) as c:
+            for pool in sorted({s.work_pool for s in specs}):
+                ensure_work_pool(c, pool)
+
+        env = {**CLIENT_RETRY_ENV, **(os.environ if env is None else env), "PREFECT_API_URL": api_url,
+               "PREFECT_CLI_COLORS": "false", "PREFECT_CLI_WRAP_LINES": "false", "COLUMNS": "200"}
+        cmd = prefect_deploy_command(pfile, None if set(wanted) == every else wanted)
+        try:
+            p = subprocess.run(cmd, cwd=str(repo), env=env, capture_output=True, text=True, timeout=timeout,
+                               stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            raise SchedulingError(f"`prefect deploy` did not finish within {timeout:g} s") from None
+        if log is not None:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with open(log, "a", encoding="utf-8") as f:
+                f.write(f"$ {' '.join(cmd)}   (in {repo}, exit {p.returncode})\n{p.stdout}{p.stderr}\n")
+        if p.returncode != 0:
+            raise SchedulingError(f"`prefect {' '.join(cmd[1:])}` failed (exit {p.returncode}):\n"
+                                  + ((p.stdout or "") + (p.stderr or ""))[-3000:])
+
+        from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+        with (get_client(sync_client=True) if client is None else nullcontext(client)) as c:
+            found = c.read_deployments(deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=wanted)))
+            flows: dict[Any, str] = {}
+            out: dict[str, str] = {}
+            for spec in specs:
+                match = [d for d in found if d.name == spec.name and d.entrypoint == spec.entrypoint]
+                if not match:
+                    raise SchedulingError(f"`prefect deploy` reported success but {spec.name!r} "
+                                          f"({spec.entrypoint}) is not on {api_url}")
+                d = match[0]
+                if d.flow_id not in flows:
+                    flows[d.flow_id] = c.read_flow(d.flow_id).name
+                out[f"{flows[d.flow_id]}/{spec.name}"] = str(d.id)
+    return out
+
+
+
+def deployment_lines(specs: Sequence[DeploymentSpec], ids: Mapping[str, str]) -> list[str]:
+    """One line per applied deployment: "flow/name  [schedules]  pool P  id ID"."""
+    out = []
+    for spec, (name, dep_id) in zip(specs, ids.items()):
+        scheds = ", ".join(f"{s.get('cron') or s.get('rrule') or 'every ' + str(s.get('interval')) + ' s'} "
+                           f"{s['timezone']}" for s in spec.schedules) or "no schedule"
+        out.append(f"{name}  [{scheds}]  pool {spec.work_pool}  id {dep_id}")
+    return out

@@ -1,7 +1,8 @@
 """The local scheduler on one machine: `schedule_up` / `schedule_down` / `schedule_status` / `drill_now` — a
-`prefect server start` on 127.0.0.1, the deployments applied by flows/deploy.py, the alerts of flows/automations.yaml
-(alerts.py), a process worker, each recorded by pid (and start time) under PREFECT_HOME, and the Prefect REST API
-they are checked and driven through.
+`prefect server start` on 127.0.0.1, the deployments of flows/prefect.yaml applied by `prefect deploy`
+(deployments.apply_deployments), the alerts of flows/automations.yaml (alerts.py), a process worker, each recorded by
+pid (and start time) under PREFECT_HOME. Every API call goes through Prefect's own client (`prefect.get_client`,
+`prefect.deployments.run_deployment`), with Prefect's retries (deployments.CLIENT_RETRY_ENV).
 """
 from __future__ import annotations
 
@@ -13,17 +14,18 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from ..lab.system import port_in_use
 from .alerts import ALERT_NAME_PREFIX, apply_alerts
 from .chaos_runs import _kill_group
-from .deployments import load_deployment_specs
+from .deployments import (CLIENT_RETRY_ENV, apply_deployments, client_retry_settings, deployment_lines,
+                          load_deployment_specs)
 from .settings import (DEFAULT_DEPLOYMENT, DEFAULT_HOST, DEFAULT_PORT, REPO_ROOT, WORK_POOL_TYPE, SchedulingError,
                        utc_now)
-
 
 # ==============================================================================================================
 # the local scheduler: `drpoc schedule up|down|status`, `drpoc drill now`
@@ -70,6 +72,8 @@ def prefect_env(home: Path, api_url: str, base: Mapping[str, str] | None = None,
         "PREFECT_CLI_COLORS": "false",
         "PYTHONUNBUFFERED": "1",
     })
+    for key, value in CLIENT_RETRY_ENV.items():      # the worker and its flow runs: Prefect's retries, plus 504
+        env.setdefault(key, value)
     if worker_query_seconds is not None:
         env["PREFECT_WORKER_QUERY_SECONDS"] = str(worker_query_seconds)
     else:
@@ -121,29 +125,26 @@ def record_alive(rec: Mapping | None) -> bool:
     return st is not None and st == rec.get("start_time") and not _is_zombie(pid)
 
 
-def _http(method: str, url: str, timeout: float = 5.0, attempts: int = 5, **kw):
-    """One API call. A busy local server (SQLite on 2 cores) answers 503 now and then, or drops a connection:
-    those are retried with backoff (0.5, 1, 2, 4 s), at most `attempts` times; anything else is returned."""
-    import httpx
-    delay = 0.5
-    for attempt in range(1, attempts + 1):
-        try:
-            r = httpx.request(method, url, timeout=timeout, **kw)
-        except httpx.TransportError:
-            if attempt == attempts:
-                raise
-        else:
-            if r.status_code not in (502, 503, 504) or attempt == attempts:
-                return r
-        time.sleep(delay)
-        delay *= 2
-    raise AssertionError("unreachable")
+@contextmanager
+def prefect_client(api_url: str, **settings) -> Iterator[Any]:
+    """Prefect's own sync client (`prefect.get_client`) for `api_url`. It retries 408/429/502/503, 504 (the
+    PREFECT_CLIENT_RETRY_EXTRA_CODES default of CLIENT_RETRY_ENV) and dropped connections itself, up to
+    PREFECT_CLIENT_MAX_RETRIES times with backoff or the server's Retry-After: no retry loop of our own.
+    `settings`: further Prefect settings by name, e.g. PREFECT_CLIENT_MAX_RETRIES=0."""
+    import prefect.settings as ps
+    from prefect import get_client
+    updates = {ps.PREFECT_API_URL: api_url, **client_retry_settings(),
+               **{getattr(ps, k): v for k, v in settings.items()}}
+    with ps.temporary_settings(updates=updates):
+        with get_client(sync_client=True) as client:
+            yield client
 
 
 def api_healthy(api_url: str, timeout: float = 3.0) -> bool:
+    """GET /health through Prefect's client, one attempt (it is polled: no retries here)."""
     try:
-        r = _http("GET", f"{api_url}/health", timeout=timeout, attempts=1)  # polled: no retries here
-        return r.status_code == 200
+        with prefect_client(api_url, PREFECT_CLIENT_MAX_RETRIES=0, PREFECT_API_REQUEST_TIMEOUT=timeout) as client:
+            return client.api_healthcheck() is None
     except Exception:  # noqa: BLE001
         return False
 
@@ -246,17 +247,13 @@ def schedule_up(*, port: int = DEFAULT_PORT, state_dir: Path | None = None, repo
                 + _tail(paths.log_file("server")))
         out(f"server healthy after {time.monotonic() - t0:.1f} s")
 
-    out(f"applying the deployments of {prefect_file} …")
-    cmd = [sys.executable, str(repo / "flows" / "deploy.py"), "--prefect-file", str(prefect_file)]
-    try:
-        p = subprocess.run(cmd, env=env, cwd=str(repo), capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise SchedulingError(f"deploying timed out after {timeout:g} s") from None
-    if p.returncode != 0:
-        raise SchedulingError("deploying failed:\n" + (p.stderr or p.stdout)[-3000:])
-    for line in p.stdout.strip().splitlines():
+    out(f"applying the deployments of {prefect_file} (prefect deploy) …")
+    specs = load_deployment_specs(prefect_file)
+    ids = apply_deployments(specs, repo=repo, prefect_file=prefect_file, api_url=api_url, timeout=timeout, env=env,
+                            log=paths.log_file("deploy"))
+    result["deployments"] = deployment_lines(specs, ids)
+    for line in result["deployments"]:
         out("  " + line)
-    result["deployments"] = p.stdout.strip().splitlines()
 
     result["alerts"] = {"status": "off"}
     if alerts:
@@ -294,9 +291,9 @@ def schedule_up(*, port: int = DEFAULT_PORT, state_dir: Path | None = None, repo
 
 def _worker_online(api_url: str, pool: str, name: str) -> bool:
     try:
-        r = _http("POST", f"{api_url}/work_pools/{pool}/workers/filter", json={})
-        return r.status_code == 200 and any(w.get("name") == name and w.get("status") == "ONLINE"
-                                            for w in r.json())
+        with prefect_client(api_url) as client:
+            return any(w.name == name and str(getattr(w.status, "value", w.status)) == "ONLINE"
+                       for w in client.read_workers_for_work_pool(pool))
     except Exception:  # noqa: BLE001
         return False
 
@@ -365,85 +362,103 @@ def schedule_status(*, state_dir: Path | None = None, repo: Path = REPO_ROOT, ap
     }
     if st["healthy"]:
         try:
-            deps = _http("POST", f"{api_url}/deployments/filter", json={"limit": 50}).json()
-            flows = {f["id"]: f["name"] for f in _http("POST", f"{api_url}/flows/filter", json={}).json()}
-            for d in deps:
-                runs = _http("POST", f"{api_url}/flow_runs/filter", json={
-                    "deployments": {"id": {"any_": [d["id"]]}},
-                    "flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}},
-                    "sort": "EXPECTED_START_TIME_ASC", "limit": 1}).json()
-                last = _http("POST", f"{api_url}/flow_runs/filter", json={
-                    "deployments": {"id": {"any_": [d["id"]]}},
-                    "flow_runs": {"state": {"type": {"any_": ["COMPLETED", "FAILED", "CRASHED", "CANCELLED"]}}},
-                    "sort": "END_TIME_DESC", "limit": 1}).json()
-                st["deployments"].append({
-                    "name": f"{flows.get(d['flow_id'], '?')}/{d['name']}",
-                    "schedules": [f"{s['schedule'].get('cron')} ({s['schedule'].get('timezone')})"
-                                  + ("" if s.get("active", True) else " inactive") for s in d.get("schedules", [])],
-                    "paused": d.get("paused"),
-                    "next_run": runs[0]["expected_start_time"] if runs else None,
-                    "last_run": (f"{last[0]['state']['name']} at {last[0].get('end_time')}" if last else None)})
+            with prefect_client(api_url) as client:
+                st["deployments"] = _deployments_status(client)
+                st["alerts"] = None
+                try:
+                    st["alerts"] = [{"name": a.name, "enabled": a.enabled} for a in client.read_automations()
+                                    if a.name.startswith(ALERT_NAME_PREFIX)]
+                except Exception:  # noqa: BLE001
+                    pass
         except Exception as exc:  # noqa: BLE001
             st["error"] = str(exc)
-        try:
-            autos = _http("POST", f"{api_url}/automations/filter", json={}).json()
-            st["alerts"] = [{"name": a["name"], "enabled": a.get("enabled", True)} for a in autos
-                            if str(a.get("name", "")).startswith(ALERT_NAME_PREFIX)]
-        except Exception:  # noqa: BLE001
-            st["alerts"] = None
+            st.setdefault("alerts", None)
     return st
 
 
-def _deployment_id(api_url: str, deployment: str) -> str:
-    if "/" not in deployment:
-        raise SchedulingError(f"deployment {deployment!r}: give it as FLOW/DEPLOYMENT, e.g. {DEFAULT_DEPLOYMENT}")
-    flow_name, dep_name = deployment.split("/", 1)
-    r = _http("GET", f"{api_url}/deployments/name/{flow_name}/{dep_name}")
-    if r.status_code == 404:
-        raise SchedulingError(f"no deployment {deployment!r} on {api_url} (run `drpoc schedule up`)")
-    r.raise_for_status()
-    return r.json()["id"]
+def _schedule_text(s) -> str:
+    if getattr(s, "cron", None):
+        return f"{s.cron} ({s.timezone})"
+    if getattr(s, "interval", None) is not None:
+        return f"every {s.interval.total_seconds():g} s" + (f" ({s.timezone})" if s.timezone else "")
+    return f"rrule {getattr(s, 'rrule', '?')}"
+
+
+def _deployments_status(client) -> list[dict[str, Any]]:
+    from prefect.client.schemas.filters import (DeploymentFilter, DeploymentFilterId, FlowRunFilter,
+                                                FlowRunFilterState, FlowRunFilterStateType)
+    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    def one_run(dep_id, types, sort):
+        runs = client.read_flow_runs(
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[dep_id])),
+            flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=types))),
+            sort=sort, limit=1)
+        return runs[0] if runs else None
+
+    flows = {f.id: f.name for f in client.read_flows()}
+    out = []
+    for d in client.read_deployments(limit=50):
+        nxt = one_run(d.id, [StateType.SCHEDULED], FlowRunSort.EXPECTED_START_TIME_ASC)
+        last = one_run(d.id, [StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED],
+                       FlowRunSort.END_TIME_DESC)
+        out.append({
+            "name": f"{flows.get(d.flow_id, '?')}/{d.name}",
+            "schedules": [_schedule_text(s.schedule) + ("" if s.active else " inactive") for s in d.schedules or []],
+            "paused": d.paused,
+            "next_run": _iso(nxt.expected_start_time) if nxt else None,
+            "last_run": (f"{last.state.name} at {_iso(last.end_time)}" if last and last.state else None)})
+    return out
+
+
+def _iso(t) -> str | None:
+    return None if t is None else t.isoformat()
 
 
 def drill_now(deployment: str = DEFAULT_DEPLOYMENT, *, api_url: str | None = None,
               parameters: Mapping[str, Any] | None = None, wait: bool = False, timeout: float = 900.0,
-              state_dir: Path | None = None, repo: Path = REPO_ROOT,
+              state_dir: Path | None = None, repo: Path = REPO_ROOT, poll: float = 2.0,
               out: Callable[[str], None] = print) -> dict[str, Any]:
-    """Create a flow run of `deployment` now (what `prefect deployment run` does); with `wait`, follow it until
-    it ends or `timeout` passes."""
+    """Create a flow run of `deployment` now with Prefect's `run_deployment` (what `prefect deployment run` does);
+    with `wait`, follow its state through the client until it ends or `timeout` passes."""
+    from prefect.deployments import run_deployment
+    from prefect.exceptions import ObjectNotFound
+
     if api_url is None:
         server = read_record(SchedulerPaths(Path(state_dir) if state_dir else default_state_dir(repo)), "server")
         api_url = (server or {}).get("api_url") or os.environ.get("PREFECT_API_URL") or api_url_for(DEFAULT_PORT)
     if not api_healthy(api_url):
         raise SchedulingError(f"no Prefect API at {api_url}: start the scheduler with `drpoc schedule up`")
-    dep_id = _deployment_id(api_url, deployment)
-    body: dict[str, Any] = {"tags": ["drill-now"]}
-    if parameters:
-        body["parameters"] = dict(parameters)
-    r = _http("POST", f"{api_url}/deployments/{dep_id}/create_flow_run", json=body)
-    if r.status_code >= 400:
-        raise SchedulingError(f"could not create the flow run: {r.status_code} {r.text[:500]}")
-    run = r.json()
-    ui = api_url[:-len("/api")] if api_url.endswith("/api") else api_url
-    res = {"flow_run_id": run["id"], "name": run["name"], "url": f"{ui}/runs/flow-run/{run['id']}",
-           "state": run["state"]["type"] if run.get("state") else None}
-    out(f"flow run {run['name']} ({run['id']}) created for {deployment}: {res['url']}")
-    if not wait:
-        return res
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        fr = _http("GET", f"{api_url}/flow_runs/{run['id']}").json()
-        state = fr.get("state") or {}
-        if state.get("name") != last:
-            last = state.get("name")
-            out(f"  {last}")
-        if state.get("type") in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
-            res.update(state=state["type"], state_name=state.get("name"), message=state.get("message"))
-            if state.get("message") and state["type"] != "COMPLETED":
-                out(state["message"])
+    if "/" not in deployment:
+        raise SchedulingError(f"deployment {deployment!r}: give it as FLOW/DEPLOYMENT, e.g. {DEFAULT_DEPLOYMENT}")
+    with prefect_client(api_url) as client:
+        try:
+            run = run_deployment(deployment, parameters=dict(parameters or {}), timeout=0, tags=["drill-now"],
+                                 as_subflow=False)
+        except ObjectNotFound:
+            raise SchedulingError(f"no deployment {deployment!r} on {api_url} (run `drpoc schedule up`)") from None
+        except Exception as exc:  # noqa: BLE001 — e.g. parameters refused by the deployment's schema
+            raise SchedulingError(f"could not create the flow run: {exc}") from None
+        ui = api_url[:-len("/api")] if api_url.endswith("/api") else api_url
+        res = {"flow_run_id": str(run.id), "name": run.name, "url": f"{ui}/runs/flow-run/{run.id}",
+               "state": run.state.type.value if run.state else None}
+        out(f"flow run {run.name} ({run.id}) created for {deployment}: {res['url']}")
+        if not wait:
             return res
-        time.sleep(2)
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            state = client.read_flow_run(run.id).state
+            if state is not None and state.name != last:
+                last = state.name
+                out(f"  {last}")
+            if state is not None and state.is_final():
+                res.update(state=state.type.value, state_name=state.name, message=state.message)
+                if state.message and state.type.value != "COMPLETED":
+                    out(state.message)
+                return res
+            time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
     res.update(state="TIMEOUT", message=f"the run had not ended after {timeout:g} s (it goes on; see {res['url']})")
     out(res["message"])
     return res

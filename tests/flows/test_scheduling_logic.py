@@ -271,15 +271,40 @@ def test_schedules_fire_when_intended():
     assert [t.day for t in ored] == [1, 2, 3, 4]
 
 
-def test_deployments_file_refuses_what_it_does_not_understand(tmp_path):
+def test_deployments_file_refuses_what_prefect_could_not_run(tmp_path):
     p = tmp_path / "prefect.yaml"
-    p.write_text(yaml.safe_dump({"deployments": [{"name": "x", "entrypoint": "flows/drills.py:dr_drill",
-                                                  "work_pool": {"name": "p"}, "schedules": [{"interval": 60}]}]}))
-    with pytest.raises(ValueError, match="only cron"):
+    base = {"name": "x", "entrypoint": "flows/drills.py:dr_drill", "work_pool": {"name": "p"}}
+    p.write_text(yaml.safe_dump({"deployments": [{**base, "schedules": [{"timezone": "UTC"}]}]}))
+    with pytest.raises(ValueError, match="one of cron, interval or rrule"):
         sch.load_deployment_specs(p)
     p.write_text(yaml.safe_dump({"deployments": [{"name": "x", "entrypoint": "flows/drills.py:dr_drill"}]}))
     with pytest.raises(ValueError, match="work_pool.name"):
         sch.load_deployment_specs(p)
+
+
+def test_deployments_file_reads_what_prefect_applies_and_keeps_the_rest_for_prefect(tmp_path):
+    """Interval and rrule schedules are read (the alerts' absence window uses them); triggers, pull and
+    job_variables are not refused: `prefect deploy` applies them (tests/flows/test_deployments.py)."""
+    p = tmp_path / "prefect.yaml"
+    p.write_text(yaml.safe_dump({"deployments": [{
+        "name": "x", "entrypoint": "flows/drills.py:dr_drill",
+        "work_pool": {"name": "p", "job_variables": {"env": {"A": "1"}}},
+        "pull": [{"prefect.deployments.steps.set_working_directory": {"directory": "/srv"}}],
+        "triggers": [{"type": "event", "expect": ["x.y"]}],
+        "schedules": [{"interval": 600}, {"rrule": "FREQ=WEEKLY;BYDAY=MO", "timezone": "Europe/Paris"}]}]}))
+    (spec,) = sch.load_deployment_specs(p)
+    assert spec.schedules == [{"interval": 600, "timezone": "UTC", "active": True},
+                              {"rrule": "FREQ=WEEKLY;BYDAY=MO", "timezone": "Europe/Paris", "active": True}]
+    assert spec.prefect_file == p
+    assert sch.deployment_lines([spec], {"dr-drill/x": "id1"}) == [
+        "dr-drill/x  [every 600 s UTC, FREQ=WEEKLY;BYDAY=MO Europe/Paris]  pool p  id id1"]
+
+
+def test_prefect_deploy_command_is_prefects_own_non_interactive_deploy(tmp_path):
+    cmd = sch.prefect_deploy_command(tmp_path / "prefect.yaml")
+    assert Path(cmd[0]).name == "prefect"
+    assert cmd[1:] == ["--no-prompt", "deploy", "--prefect-file", str(tmp_path / "prefect.yaml"), "--all"]
+    assert sch.prefect_deploy_command(tmp_path / "p.yaml", ["a", "b"])[-4:] == ["--name", "a", "--name", "b"]
 
 
 # ---------------------------------------------------------------------------------------------- CLI helpers
