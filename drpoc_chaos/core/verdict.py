@@ -214,7 +214,8 @@ def facts_from_journal(journal: Mapping[str, Any]) -> Facts:
         deviated=journal.get("deviated") is True,
         runs=[r for r in journal.get("run") or [] if isinstance(r, Mapping)],
         fault_injected="fault_injected" in names,
-        expect_outage=settings.get("expect_outage") is not False,
+        # a run without our control says nothing about an outage it was meant to cause
+        expect_outage=bool(drpoc) and settings.get("expect_outage") is not False,
         outage_detected="outage_detected" in names,
         lost=lost, unexpected=ids("unexpected"), duplicated=ids("duplicated"),
         max_lost_writes=int(max_lost) if isinstance(max_lost, (int, float)) else 0,

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .archive import parse_archive_name, parse_utc, slugify
+from ..core.verdict import facts_from_journal, judge
 from .ledger import INTENT_SUFFIX, LEDGER_NAME, Finding, VerifyReport, load_public_key, verify_archive
 from .redact import redact
 
@@ -180,6 +181,9 @@ class DrillRecord:
     integrity: str = "no ledger"  # verified | unconfirmed | modified | not in ledger | no ledger | bad signature…
     integrity_detail: str = ""
     warnings: list[str] = field(default_factory=list)
+    # the verdict rule (core.verdict) applied again to what the journal records: a recorded pass that its own
+    # content contradicts shows here, with the verdict's own sentences
+    rejudged: list[str] = field(default_factory=list)
     issues: list[str] = field(default_factory=list)
     cause: str | None = None  # not-started drills: locked | no-inventory | unreachable | auth | bad-input | …
     died: dict[str, Any] | None = None  # died drills: detected_by, last_step, deadman, recover
@@ -403,29 +407,17 @@ def derive_issues(rec: DrillRecord) -> list[str]:
                       + (f" (found by {died.get('detected_by')})" if died.get("detected_by") else "")
                       + {True: "; the dead-man's switch fired", False: "; the dead-man's switch did not fire",
                          None: "; no record of the dead-man's switch"}[fired])
-    for reason in rec.reasons:
-        issues.append(reason)
-    if rec.steady_before.met is False:
-        issues.append("steady state was NOT met before the fault: the drill demonstrated nothing "
-                      "(precondition failed, even if Chaos Toolkit reports the run completed)")
-    if rec.chaos_status and rec.chaos_status != "completed":
-        issues.append(f"the Chaos Toolkit run ended '{rec.chaos_status}'"
-                      + (": with the default strategy its rollbacks did not run" if not rec.rollbacks else ""))
-    if rec.deviated:
-        issues.append("the run deviated: steady state not met after the method")
-    elif rec.steady_after.met is False:
-        issues.append("steady state was NOT met after the drill")
-    if rec.writes.lost:
-        issues.append(f"{len(rec.writes.lost)} acknowledged write(s) lost (ids {_ids(rec.writes.lost)})")
-    if rec.writes.unexpected:
-        issues.append(f"{len(rec.writes.unexpected)} unexpected write(s) on the replica "
-                      f"(ids {_ids(rec.writes.unexpected)})")
-    if rec.writes.duplicated:
-        issues.append(f"{len(rec.writes.duplicated)} duplicated write(s) (ids {_ids(rec.writes.duplicated)})")
-    for obj in rec.objectives:
-        if obj.passed is False:
-            issues.append(f"objective {obj.name} not met: achieved {_fmt_num(obj.achieved)}"
-                          f"{(' ' + obj.unit) if obj.unit else ''} vs objective {_fmt_num(obj.objective)}")
+    # the verdict's reasons, then what the same rule finds again in the journal (core.verdict: one wording)
+    issues.extend(rec.reasons)
+    issues.extend(rec.rejudged)
+    if not rec.is_drpoc:
+        # a run without our control: only what Chaos Toolkit itself records
+        if rec.chaos_status and rec.chaos_status != "completed":
+            issues.append(f"the Chaos Toolkit run ended '{rec.chaos_status}'")
+    if rec.chaos_status and rec.chaos_status != "completed" and not rec.rollbacks and rec.is_drpoc \
+            and rec.verdict not in (NOT_STARTED, "died"):
+        issues.append(f"the Chaos Toolkit run ended '{rec.chaos_status}': with the default strategy its rollbacks "
+                      "did not run")
     for rb in rec.rollbacks:
         if rb.status and rb.status != "succeeded":
             issues.append(f"rollback '{rb.name}' {rb.status}" + (f": {rb.error}" if rb.error else ""))
@@ -434,7 +426,7 @@ def derive_issues(rec: DrillRecord) -> list[str]:
         issues.append("the dead-man's switch fired: the fault was reverted by the safety net")
     if rec.rollbacks_forced:
         issues.append("rollbacks were forced by the drill control")
-    if rec.is_drpoc and rec.passed and not any(o.passed is not None for o in rec.objectives):
+    if rec.is_drpoc and rec.verdict == "passed" and not any(o.passed is not None for o in rec.objectives):
         issues.append("the verdict says passed but no objective result is recorded: nothing to check it against")
     if rec.integrity not in ("verified",):
         issues.append(f"integrity: {rec.integrity}" + (f" ({rec.integrity_detail})" if rec.integrity_detail else "")
@@ -529,6 +521,13 @@ def normalise_journal(journal: dict[str, Any], path: str, sha256: str = "") -> t
     elif rec.verdict in JUDGED_STATUSES and rec.passed != (rec.verdict == "passed"):
         warnings.append(f"verdict status {rec.verdict!r} contradicts passed={rec.passed}: taken as not passed")
         rec.passed = False
+    # judged again with the same rule and words (core.verdict); for a journal our control wrote, its reasons are
+    # the recorded ones, so only what the recorded verdict missed is new
+    if rec.verdict not in (NOT_STARTED, "died"):
+        rec.rejudged = [r for r in judge(facts_from_journal(journal)).reasons if r not in rec.reasons]
+        if rec.passed and rec.rejudged:
+            warnings.append("the verdict says passed but the journal's own content does not: taken as not passed")
+            rec.passed = False
     return rec, problems
 
 

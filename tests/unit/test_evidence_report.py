@@ -90,7 +90,7 @@ def test_html_has_the_audit_facts(html):
         "onprem-db 127.0.0.1:33062",
         # objectives vs achieved, verdicts, reasons, issues
         "Objectives vs achieved", "rto_seconds", "max_lost_writes", "PASS", "FAIL", "precondition-failed",
-        "aborted", "3 acknowledged write(s) lost (ids 41, 42, 43)", "NOT met before the fault",
+        "aborted", "3 acknowledged writes lost (ids 41, 42, 43)", "steady state not met before the fault",
         # steady state, rollbacks, writes, integrity
         "steady state before", "ensure-replica-running", "41, 42, 43", "no ledger",
         # history, problems, sign-off
@@ -148,7 +148,7 @@ def test_markdown_twin_has_the_same_facts(html, markdown):
     assert "<svg" not in markdown
     for fact in ("2b0c1a2f9e8d4c7ba1f0e2d3c4b5a697", "2026-11-01 17:00:00 UTC", "drpoc@drill-runner-1",
                  "gateway aws-vpn", "onprem-db 127.0.0.1:33062", "| `rto_seconds` | 60 s |", "FAIL",
-                 "precondition-failed", "3 acknowledged write(s) lost (ids 41, 42, 43)", "ensure-replica-running",
+                 "precondition-failed", "3 acknowledged writes lost (ids 41, 42, 43)", "ensure-replica-running",
                  "OVERDUE by 22.8 day(s)", "truncated JSON", "corrupt JSON", "## Sign-off", "Reviewer name",
                  "| Date |", "no ledger", "fault", "caught up", "## History and schedule", "### Trend: vpn_outage"):
         assert fact in markdown, fact
