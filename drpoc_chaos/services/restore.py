@@ -42,5 +42,14 @@ def restore(inv: Inventory, *, tunnel_timeout: float, replica_timeout: float = 3
         except _EXPECTED as exc:
             out.update(ok=False, replica=f"FAILED: {exc}")
             out["notes"].append(f"the replica did not reconnect: {exc}")
+    if out["ok"]:
+        # connected is not applying: a SQL thread stopped on an error needs a DBA, not another restart
+        st = replica.read_status(inv, secrets)
+        if not replica.threads_running(st):
+            sql_state = st.sql_running if st else None
+            error = (st.last_sql_error or "no error recorded")[:200] if st else "replication not configured"
+            out.update(ok=False, replica=f"FAILED: IO thread connected but SQL thread {sql_state!r} ({error})")
+            out["notes"].append(f"the replica's SQL thread is not running on {inv.replica.host}: {error} — check "
+                                f"SHOW REPLICA STATUS there")
     say(f"replica on {inv.replica.host}: {out['replica']}")
     return out

@@ -155,3 +155,15 @@ def test_sigint_reaches_a_drill_started_in_the_background(healthy_lab, tmp_path)
     assert journal["drpoc"]["safety"]["restore"]["forced"] is True
     assert tunnel_up_both()
     assert_no_write_lost()
+
+
+def test_recover_does_not_call_a_replica_with_a_stopped_sql_thread_recovered(healthy_lab, tmp_path):
+    """Connected is not applying: with the SQL thread stopped, `drpoc recover` says so and exits 1."""
+    on("onprem-db", "mariadb", "-e", "STOP SLAVE SQL_THREAD")
+    try:
+        r = subprocess.run(DRPOC + ["recover", "--archive-dir", str(tmp_path / "archive")], capture_output=True,
+                           text=True, timeout=120)
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert "IO thread connected but SQL thread 'No'" in r.stdout, r.stdout
+    finally:
+        on("onprem-db", "mariadb", "-e", "START SLAVE SQL_THREAD")
