@@ -128,7 +128,7 @@ def test_path_resolution_order(tmp_path, monkeypatch):
     assert load_inventory(configuration={}).name == "from-env"
     assert load_inventory(LAB, configuration={"inventory": str(from_conf)}).name == "lab"
     monkeypatch.delenv("DRPOC_INVENTORY")
-    monkeypatch.setattr(inv, "DEFAULT_LAB_INVENTORY", tmp_path / "absent" / "inventory.yaml")
+    monkeypatch.setattr(inv.loader, "DEFAULT_LAB_INVENTORY", tmp_path / "absent" / "inventory.yaml")
     with pytest.raises(InventoryError) as caught:
         load_inventory()
     message = str(caught.value)

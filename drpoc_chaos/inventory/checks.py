@@ -1,0 +1,339 @@
+"""The rules of docs/INVENTORY.md: parsed YAML data → a checked, frozen `Inventory`.
+
+Every error names the key path and the line (or the closest parent's line) and says how to fix it; a value is never
+echoed under a secret-looking key (`_show`) and a password is never echoed at all.
+
+Paths in the file (`key_file`, `known_hosts`, `password: {file: ...}`) may use `~`; relative paths are taken from
+the directory of the inventory file.
+
+Accepted beyond the documented keys: `read_timeout` and `write_timeout` (seconds, default 30) in `mysql_defaults`
+and in a database's `mysql`, and `user`/`password`/`database`/`connect_timeout` overrides in a database's `mysql`.
+`drill` may be left out: the fault is then put at the source's site, the peer is the other site and the connection
+is the fault site's gateway connection.
+"""
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from .models import DrillTarget, Gateway, Inventory, InventoryError, MysqlEndpoint, Site, SshHost
+from .secrets import _ENV_NAME_RE, _WHAT, _WHAT_SHORT, SECRET_KINDS, _plausible_name
+
+FORMAT_VERSION = 1
+ROLES = ("source", "replica")
+
+_TOP_KEYS = {"version", "name", "ssh_defaults", "hosts", "mysql_defaults", "sites", "drill"}
+_SSH_KEYS = {"user", "sudo", "key_file", "known_hosts", "connect_timeout", "command_timeout", "jump"}
+_HOST_KEYS = _SSH_KEYS | {"address", "port"}
+_MYSQL_DEFAULT_KEYS = {"user", "password", "database", "connect_timeout", "read_timeout", "write_timeout", "port"}
+_MYSQL_KEYS = _MYSQL_DEFAULT_KEYS | {"address", "via"}
+_GATEWAY_KEYS = {"host", "connection", "local_subnet", "remote_subnet"}
+_DATABASE_KEYS = {"role", "host", "mysql"}
+_DRILL_KEYS = {"connection", "fault_site", "peer_site"}
+_MISSING = object()
+_MAX_SHOWN = 60
+
+
+def _show(value: Any, key: str | None = None) -> str:
+    """A value for an error message: never under a secret-looking key, never long, never a container's content."""
+    from ..evidence.redact import is_secret_key  # local: keeps the import graph flat
+    last = (key or "").rsplit(".", 1)[-1]
+    if key and any(is_secret_key(part) for part in key.split(".")):
+        return f"a {type(value).__name__} (value not shown: `{last}` may hold a secret)"
+    if isinstance(value, (dict, list, tuple, set)):
+        return f"a {type(value).__name__}"
+    text = repr(value)
+    return text if len(text) <= _MAX_SHOWN else f"{text[:_MAX_SHOWN]}… ({len(text)} characters)"
+
+
+def build_inventory(data, path: Path, lines: dict[str, int]) -> Inventory:
+    """Check parsed inventory `data` and build the `Inventory`; `lines` maps key paths to lines (for messages)."""
+    return _Checker(path, lines).build(data)
+
+
+class _Checker:
+    def __init__(self, path: Path, lines: dict[str, int]):
+        self.path = path
+        self.lines = lines
+
+    def fail(self, key: str, problem: str, fix: str | None = None):
+        line = self.lines.get(key)
+        if line is None:  # point at the closest parent we know
+            parent = key
+            while "." in parent and line is None:
+                parent = parent.rsplit(".", 1)[0]
+                line = self.lines.get(parent)
+        raise InventoryError(problem, path=self.path, key=key, fix=fix, line=line)
+
+    # --- typed getters -------------------------------------------------------------------------------------
+
+    def mapping(self, value, key: str, allowed: set[str] | None = None, required: bool = True) -> dict:
+        if value is None or value is _MISSING:
+            if required:
+                self.fail(key, "missing", f"add a `{key.rsplit('.', 1)[-1]}:` section (see docs/INVENTORY.md)")
+            return {}
+        if not isinstance(value, dict):
+            self.fail(key, f"must be a mapping, not {type(value).__name__}", "see docs/INVENTORY.md for the shape")
+        for k in value:
+            if not isinstance(k, str):
+                self.fail(key, f"key {k!r} is not a string", "quote it")
+            if allowed is not None and k not in allowed:
+                self.fail(f"{key}.{k}" if key else k, "unknown key",
+                          f"remove it or use one of {', '.join(sorted(allowed))}")
+        return value
+
+    def string(self, value, key: str, required: bool = True) -> str | None:
+        if value is None or value is _MISSING:
+            if required:
+                self.fail(key, "missing", f"set `{key.rsplit('.', 1)[-1]}`")
+            return None
+        if not isinstance(value, str) or not value.strip():
+            self.fail(key, f"must be a non-empty string, not {_show(value, key)}",
+                      "quote it if YAML read it as something else")
+        return value.strip()
+
+    def port(self, value, key: str, default: int | None = None) -> int:
+        if value is None or value is _MISSING:
+            if default is None:
+                self.fail(key, "missing", "set a port 1–65535")
+            return default
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+            self.fail(key, f"port must be an integer 1–65535, got {_show(value, key)}", "set a port 1–65535")
+        return value
+
+    def seconds(self, value, key: str, default: float) -> float:
+        if value is None or value is _MISSING:
+            return default
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            self.fail(key, f"must be a positive number of seconds, got {_show(value, key)}", "write e.g. 5")
+        return float(value)
+
+    def boolean(self, value, key: str, default: bool) -> bool:
+        if value is None or value is _MISSING:
+            return default
+        if not isinstance(value, bool):
+            self.fail(key, f"must be true or false, got {_show(value, key)}", "write true or false")
+        return value
+
+    def file_path(self, value, key: str) -> str | None:
+        text = self.string(value, key, required=False)
+        if text is None:
+            return None
+        p = Path(text).expanduser()
+        if not p.is_absolute():
+            p = self.path.parent / p
+        return str(p)
+
+    def subnet(self, value, key: str) -> str:
+        text = self.string(value, key)
+        try:
+            net = ipaddress.ip_network(text, strict=True)
+        except ValueError:
+            try:
+                loose = ipaddress.ip_network(text, strict=False)
+            except ValueError:
+                self.fail(key, f"{text!r} is not a CIDR subnet", "write it like 10.20.0.0/16")
+            self.fail(key, f"{text!r} has host bits set", f"write {loose}")
+        if "/" not in text:
+            self.fail(key, f"{text!r} has no prefix length", f"write it like {net}")
+        return str(net)
+
+    def password_ref(self, value, key: str) -> dict:
+        if value is None or value is _MISSING:
+            self.fail(key, "missing", "set password: {file: PATH}, {env: NAME} or {secret: NAME}")
+        if not isinstance(value, dict):
+            # never echo the value: it may be a literal password
+            self.fail(key, "must be a reference, never a literal password",
+                      "move the password to a file or a variable and write password: {file: PATH}, "
+                      "{env: NAME} or {secret: NAME}")
+        if len(value) != 1 or next(iter(value)) not in SECRET_KINDS:
+            keys = [k if isinstance(k, str) and _ENV_NAME_RE.match(k) and len(k) <= 20 else "<a key not shown>"
+                    for k in value]
+            self.fail(key, f"a reference has exactly one of env, file, secret (got {', '.join(keys) or 'none'})",
+                      "write password: {file: PATH}, {env: NAME} or {secret: NAME}")
+        kind, name = next(iter(value.items()))
+        if not isinstance(name, str) or not name.strip():
+            self.fail(f"{key}.{kind}", "must be a non-empty string", f"write {kind}: <name>")
+        if not _plausible_name(kind, name.strip()):
+            # e.g. password: {env: "<the password itself>"}: say what is expected, never repeat the value
+            self.fail(f"{key}.{kind}", f"must be the name of {_WHAT[kind]}; this value does not look like one and "
+                      "is not shown (it may be the password itself)",
+                      f"put the password in {_WHAT[kind]} and write {kind}: <{_WHAT_SHORT[kind]}>")
+        if kind == "file":
+            return {"file": self.file_path(name, f"{key}.{kind}")}
+        return {kind: name.strip()}
+
+    # --- the document --------------------------------------------------------------------------------------
+
+    def build(self, data) -> Inventory:
+        if data is None:
+            self.fail("", "the file is empty", "write an inventory as in docs/INVENTORY.md")
+        if not isinstance(data, dict):
+            self.fail("", f"the top level must be a mapping, not {type(data).__name__}",
+                      "write an inventory as in docs/INVENTORY.md")
+        self.mapping(data, "", _TOP_KEYS)
+        version = data.get("version", _MISSING)
+        if version is _MISSING:
+            self.fail("version", "missing", f"add `version: {FORMAT_VERSION}` at the top")
+        if version != FORMAT_VERSION or isinstance(version, bool):
+            self.fail("version", f"unsupported version {version!r}",
+                      f"this drpoc-chaos reads version {FORMAT_VERSION}")
+        name = self.string(data.get("name"), "name", required=False) or self.path.stem
+
+        hosts = self.build_hosts(data)
+        sites = self.build_sites(data, hosts)
+        drill = self.build_drill(data.get("drill", _MISSING), sites)
+        return Inventory(path=self.path, name=name, hosts=hosts, sites=sites, drill=drill)
+
+    def build_hosts(self, data) -> dict[str, SshHost]:
+        defaults = self.mapping(data.get("ssh_defaults"), "ssh_defaults", _SSH_KEYS - {"jump"}, required=False)
+        raw = self.mapping(data.get("hosts", _MISSING), "hosts")
+        if not raw:
+            self.fail("hosts", "no hosts", "list every SSH endpoint under `hosts`")
+        hosts: dict[str, SshHost] = {}
+        for name, entry in raw.items():
+            key = f"hosts.{name}"
+            entry = self.mapping(entry, key, _HOST_KEYS)
+
+            def pick(k):
+                if k in entry:
+                    return entry[k], f"{key}.{k}"
+                return defaults.get(k, _MISSING), f"ssh_defaults.{k}"
+
+            user, ukey = pick("user")
+            if user is _MISSING:
+                self.fail(f"{key}.user", "no login user", "set `user` in ssh_defaults or on the host")
+            sudo, skey = pick("sudo")
+            key_file, kkey = pick("key_file")
+            known_hosts, hkey = pick("known_hosts")
+            connect_timeout, ckey = pick("connect_timeout")
+            command_timeout, tkey = pick("command_timeout")
+            hosts[name] = SshHost(
+                name=name,
+                address=self.string(entry.get("address", _MISSING), f"{key}.address"),
+                port=self.port(entry.get("port"), f"{key}.port", default=22),
+                user=self.string(user, ukey),
+                sudo=self.boolean(sudo, skey, True),
+                key_file=self.file_path(key_file, kkey) if key_file is not _MISSING else None,
+                known_hosts=self.file_path(known_hosts, hkey) if known_hosts is not _MISSING else None,
+                connect_timeout=self.seconds(connect_timeout, ckey, 5.0),
+                command_timeout=self.seconds(command_timeout, tkey, 30.0),
+                jump=self.string(entry.get("jump"), f"{key}.jump", required=False),
+            )
+        for host in hosts.values():
+            if host.jump is None:
+                continue
+            self.known_host(host.jump, f"hosts.{host.name}.jump", hosts)
+            seen = [host.name]
+            hop = host.jump
+            while hop is not None:
+                if hop in seen:
+                    self.fail(f"hosts.{host.name}.jump", f"jump hosts loop: {' → '.join(seen + [hop])}",
+                              "make the chain end at a host without `jump`")
+                seen.append(hop)
+                hop = hosts[hop].jump
+        resolved: dict[str, SshHost] = {}
+
+        def resolve(name: str) -> SshHost:
+            if name not in resolved:
+                host = hosts[name]
+                resolved[name] = replace(host, jump_host=resolve(host.jump)) if host.jump else host
+            return resolved[name]
+
+        return {name: resolve(name) for name in hosts}
+
+    def known_host(self, name, key: str, hosts: dict) -> str:
+        name = self.string(name, key)
+        if name not in hosts:
+            self.fail(key, f"{name!r} is not a host of the inventory",
+                      f"add it under `hosts` or use one of {', '.join(sorted(hosts))}")
+        return name
+
+    def build_sites(self, data, hosts) -> dict[str, Site]:
+        raw = self.mapping(data.get("sites", _MISSING), "sites")
+        if not raw:
+            self.fail("sites", "no sites", "describe the two sites under `sites`")
+        mysql_defaults = self.mapping(data.get("mysql_defaults"), "mysql_defaults", _MYSQL_DEFAULT_KEYS,
+                                      required=False)
+        sites: dict[str, Site] = {}
+        roles: dict[str, list[str]] = {r: [] for r in ROLES}
+        for name, entry in raw.items():
+            key = f"sites.{name}"
+            entry = self.mapping(entry, key, {"gateway", "database"})
+            gw = self.mapping(entry.get("gateway", _MISSING), f"{key}.gateway", _GATEWAY_KEYS)
+            gateway = Gateway(
+                site=name,
+                host=self.known_host(gw.get("host", _MISSING), f"{key}.gateway.host", hosts),
+                connection=self.string(gw.get("connection", _MISSING), f"{key}.gateway.connection"),
+                local_subnet=self.subnet(gw.get("local_subnet", _MISSING), f"{key}.gateway.local_subnet"),
+                remote_subnet=self.subnet(gw.get("remote_subnet", _MISSING), f"{key}.gateway.remote_subnet"),
+            )
+            database = self.build_database(name, entry.get("database", _MISSING), mysql_defaults, hosts)
+            roles[database.role].append(name)
+            sites[name] = Site(name=name, gateway=gateway, database=database)
+        for role in ROLES:
+            if len(roles[role]) != 1:
+                found = f"found {len(roles[role])}" + (f" ({', '.join(roles[role])})" if roles[role] else "")
+                self.fail("sites", f"exactly one `{role}` database is needed, {found}",
+                          f"set `role: {role}` on exactly one site's database")
+        return sites
+
+    def build_database(self, site: str, value, defaults: dict, hosts) -> MysqlEndpoint:
+        key = f"sites.{site}.database"
+        db = self.mapping(value, key, _DATABASE_KEYS)
+        role = self.string(db.get("role", _MISSING), f"{key}.role")
+        if role not in ROLES:
+            self.fail(f"{key}.role", f"role must be source or replica, got {role!r}", "write source or replica")
+        mysql = self.mapping(db.get("mysql", _MISSING), f"{key}.mysql", _MYSQL_KEYS)
+
+        def pick(k):
+            if k in mysql:
+                return mysql[k], f"{key}.mysql.{k}"
+            return defaults.get(k, _MISSING), f"mysql_defaults.{k}"
+
+        user, ukey = pick("user")
+        if user is _MISSING:
+            self.fail(f"{key}.mysql.user", "no MySQL user", "set `user` in mysql_defaults or in the mysql block")
+        password, pkey = pick("password")
+        if password is _MISSING:
+            self.fail(f"{key}.mysql.password", "no password reference",
+                      "set password: {file: PATH}, {env: NAME} or {secret: NAME} in mysql_defaults or the mysql block")
+        database, dkey = pick("database")
+        port, portkey = pick("port")
+        via = mysql.get("via")
+        return MysqlEndpoint(
+            site=site,
+            role=role,
+            host=self.known_host(db.get("host", _MISSING), f"{key}.host", hosts),
+            address=self.string(mysql.get("address", _MISSING), f"{key}.mysql.address"),
+            port=self.port(port, portkey, default=3306),
+            user=self.string(user, ukey),
+            password_ref=self.password_ref(password, pkey),
+            database=self.string(database, dkey, required=False),
+            connect_timeout=self.seconds(*pick("connect_timeout"), 5.0),
+            via=self.known_host(via, f"{key}.mysql.via", hosts) if via is not None else None,
+            read_timeout=self.seconds(*pick("read_timeout"), 30.0),
+            write_timeout=self.seconds(*pick("write_timeout"), 30.0),
+        )
+
+    def build_drill(self, value, sites: dict[str, Site]) -> DrillTarget:
+        drill = self.mapping(value, "drill", _DRILL_KEYS, required=False)
+        source_site = next(s.name for s in sites.values() if s.database.role == "source")
+        fault = self.string(drill.get("fault_site"), "drill.fault_site", required=False) or source_site
+        if fault not in sites:
+            self.fail("drill.fault_site", f"{fault!r} is not a site", f"use one of {', '.join(sorted(sites))}")
+        others = [s for s in sites if s != fault]
+        peer = self.string(drill.get("peer_site"), "drill.peer_site", required=False)
+        if peer is None:
+            if len(others) != 1:
+                self.fail("drill.peer_site", "missing", f"set it to one of {', '.join(sorted(others))}")
+            peer = others[0]
+        if peer not in sites:
+            self.fail("drill.peer_site", f"{peer!r} is not a site", f"use one of {', '.join(sorted(sites))}")
+        if peer == fault:
+            self.fail("drill.peer_site", "is the same site as drill.fault_site", "name the other site")
+        connection = self.string(drill.get("connection"), "drill.connection", required=False) \
+            or sites[fault].gateway.connection
+        return DrillTarget(connection=connection, fault_site=fault, peer_site=peer)

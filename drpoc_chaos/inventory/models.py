@@ -1,0 +1,185 @@
+"""The checked inventory as frozen objects, and `InventoryError` (docs/INVENTORY.md).
+
+These objects hold password *references*, never the values (see secrets.py).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class InventoryError(ValueError):
+    """The inventory (or a secret reference in it) is missing or wrong.
+
+    `str()` reads `<file>: <key path> (line N): <problem>; fix: <what to do>`. `.path`, `.key`, `.line`,
+    `.problem` and `.fix` hold the parts. Secret values never appear in it.
+    """
+
+    def __init__(self, problem: str, *, path: str | os.PathLike | None = None, key: str | None = None,
+                 fix: str | None = None, line: int | None = None):
+        self.path = str(path) if path is not None else None
+        self.key = key
+        self.problem = problem
+        self.fix = fix
+        self.line = line
+        where = []
+        if self.path:
+            where.append(self.path)
+        if key:
+            where.append(f"{key} (line {line})" if line else key)
+        elif line:
+            where.append(f"line {line}")
+        text = ": ".join(where + [problem]) if where else problem
+        if fix:
+            text += f"; fix: {fix}"
+        super().__init__(text)
+
+
+@dataclass(frozen=True)
+class SshHost:
+    """One SSH endpoint. `jump` names another host of the inventory to go through, or is None; the loader also
+    sets `jump_host` to that host's `SshHost` so remote.py needs nothing else to build the chain."""
+
+    name: str
+    address: str
+    port: int
+    user: str
+    sudo: bool
+    key_file: str | None
+    known_hosts: str | None
+    connect_timeout: float
+    command_timeout: float
+    jump: str | None = None
+    jump_host: "SshHost | None" = field(default=None, repr=False, compare=False)
+
+    def __str__(self) -> str:
+        return f"{self.name} [{self.address}]:{self.port}"
+
+
+@dataclass(frozen=True)
+class Gateway:
+    """A site's VPN gateway: `host` names an entry of `Inventory.hosts`; `connection` is the ipsec conn name."""
+
+    site: str
+    host: str
+    connection: str
+    local_subnet: str
+    remote_subnet: str
+
+
+@dataclass(frozen=True)
+class MysqlEndpoint:
+    """A site's database. `host` is the SSH host of the database machine (operator commands); `address`/`port`
+    is where MySQL listens — reached directly, or through the SSH host named by `via` (direct-tcpip), in which case
+    the address is as seen from that host. `password_ref` is a reference, never the value."""
+
+    site: str
+    role: str
+    host: str
+    address: str
+    port: int
+    user: str
+    password_ref: dict
+    database: str | None
+    connect_timeout: float
+    via: str | None = None
+    read_timeout: float = 30.0
+    write_timeout: float = 30.0
+
+    def __str__(self) -> str:
+        via = f" via {self.via}" if self.via else ""
+        return f"{self.role} ({self.site}) {self.address}:{self.port}{via}"
+
+
+@dataclass(frozen=True)
+class Site:
+    name: str
+    gateway: Gateway
+    database: MysqlEndpoint
+
+
+@dataclass(frozen=True)
+class DrillTarget:
+    """`connection` is taken down at `fault_site`'s gateway; `peer_site` is the other side."""
+
+    connection: str
+    fault_site: str
+    peer_site: str
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """A loaded, checked inventory. Treat the dicts as read-only: the same object is shared through the cache."""
+
+    path: Path
+    name: str
+    hosts: dict[str, SshHost] = field(repr=False)
+    sites: dict[str, Site]
+    drill: DrillTarget
+
+    @property
+    def source(self) -> MysqlEndpoint:
+        return self._by_role("source")
+
+    @property
+    def replica(self) -> MysqlEndpoint:
+        return self._by_role("replica")
+
+    def _by_role(self, role: str) -> MysqlEndpoint:
+        for site in self.sites.values():
+            if site.database.role == role:
+                return site.database
+        raise InventoryError(f"no {role} database", path=self.path, key="sites")  # excluded by validation
+
+    def site(self, name: str) -> Site:
+        """The site called `name`; unknown → InventoryError listing the known sites."""
+        try:
+            return self.sites[name]
+        except KeyError:
+            raise InventoryError(
+                f"no site {name!r}", path=self.path, key="sites",
+                fix=f"use one of {', '.join(sorted(self.sites))}") from None
+
+    def gateway(self, site: str) -> Gateway:
+        """The VPN gateway of `site` (use `host(gateway.host)` for its SSH endpoint)."""
+        return self.site(site).gateway
+
+    def host(self, name: str) -> SshHost:
+        """The SSH host called `name`; unknown → InventoryError listing the known names."""
+        try:
+            return self.hosts[name]
+        except KeyError:
+            raise InventoryError(
+                f"no host {name!r}", path=self.path, key="hosts",
+                fix=f"use one of {', '.join(sorted(self.hosts))} or add it under `hosts`") from None
+
+    def scope(self) -> dict:
+        """What the drill acts on, as a JSON-safe dict without secrets (for journals and reports)."""
+
+        def endpoint(db: MysqlEndpoint) -> str:
+            via = f" via {db.via}" if db.via else ""
+            return f"{db.host} {db.address}:{db.port}{via}"
+
+        return {
+            "inventory": self.name,
+            "inventory_path": str(self.path),
+            "connection": self.drill.connection,
+            "fault_site": self.drill.fault_site,
+            "peer_site": self.drill.peer_site,
+            "gateways": {
+                name: f"{site.gateway.host} {self.hosts[site.gateway.host].address}:"
+                      f"{self.hosts[site.gateway.host].port}"
+                for name, site in self.sites.items()
+            },
+            "connections": {name: site.gateway.connection for name, site in self.sites.items()},
+            "source": endpoint(self.source),
+            "source_site": self.source.site,
+            "replica": endpoint(self.replica),
+            "replica_site": self.replica.site,
+            "database": self.source.database,
+            "subnets": {
+                name: {"local": site.gateway.local_subnet, "remote": site.gateway.remote_subnet}
+                for name, site in self.sites.items()
+            },
+        }
