@@ -1,5 +1,6 @@
 """The `drpoc schedule up|down|status|alerts|heads` and `drpoc drill now` commands: the argparse helpers
-`add_schedule_parser` / `add_drill_parser` the `drpoc` CLI mounts, and the functions they run."""
+`add_schedule_parser` / `add_drill_parser` the `drpoc` CLI mounts, and the functions they run. Every Prefect API call
+they make goes through Prefect's client, with its retries (deployments.client_retry_settings)."""
 from __future__ import annotations
 
 import argparse
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .alerts import AUTOMATIONS_FILE, apply_alerts
+from .deployments import client_retry_settings
 from .server import (SchedulerPaths, api_healthy, api_url_for, default_state_dir, drill_now, read_record,
                      schedule_down, schedule_status, schedule_up)
 from .settings import DEFAULT_ARCHIVE_DIR, DEFAULT_DEPLOYMENT, DEFAULT_PORT, REPO_ROOT, SchedulingError
@@ -49,9 +51,11 @@ def _cmd_schedule_alerts(args: argparse.Namespace) -> int:
     if not api_healthy(api_url):
         _err(f"drpoc schedule alerts: no Prefect API at {api_url} (give --api-url, or `drpoc schedule up`)")
         return 1
+    import prefect.settings as ps
     try:
-        res = apply_alerts(automations_file=args.file, prefect_file=args.prefect_file, block=args.block,
-                           webhook_url=args.webhook_url, dry_run=args.dry_run, api_url=api_url, out=_err)
+        with ps.temporary_settings(updates=client_retry_settings()):   # Prefect's client retries, 504 included
+            res = apply_alerts(automations_file=args.file, prefect_file=args.prefect_file, block=args.block,
+                               webhook_url=args.webhook_url, dry_run=args.dry_run, api_url=api_url, out=_err)
     except SchedulingError as exc:
         _err(f"drpoc schedule alerts: {exc}")
         return 1
@@ -69,7 +73,7 @@ def _cmd_schedule_heads(args: argparse.Namespace) -> int:
         _err(f"drpoc schedule heads: no Prefect API at {api_url} (give --api-url, or `drpoc schedule up`)")
         return 1
     archive = None if args.all else args.archive
-    with ps.temporary_settings(updates={ps.PREFECT_API_URL: api_url}):
+    with ps.temporary_settings(updates={ps.PREFECT_API_URL: api_url, **client_retry_settings()}):
         heads = recorded_heads(archive)
     text = heads_jsonl(heads)
     if args.out in (None, "-"):

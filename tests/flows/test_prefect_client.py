@@ -214,3 +214,23 @@ def test_the_scheduler_processes_get_the_retry_settings(tmp_path, monkeypatch):
     assert env["PREFECT_CLIENT_RETRY_EXTRA_CODES"] == "504"
     assert sch.prefect_env(tmp_path, "x", base={"PREFECT_CLIENT_RETRY_EXTRA_CODES": "504,500"})[
         "PREFECT_CLIENT_RETRY_EXTRA_CODES"] == "504,500"
+
+
+def test_the_alerts_and_heads_commands_get_prefects_retries_too(deployed, proxy_factory, capsys):
+    import argparse
+
+    from drpoc_chaos.scheduling import cli as sch_cli
+    parser = argparse.ArgumentParser(prog="drpoc")
+    sch.add_schedule_parser(parser.add_subparsers(dest="cmd", required=True))
+
+    proxy = proxy_factory("/block_documents/filter", [(504, NOW), (503, NOW)])
+    args = parser.parse_args(["schedule", "alerts", "--api-url", proxy.url + "/api", "--block", "drpoc-no-such-block",
+                              "--dry-run"])
+    assert args.func is sch_cli._cmd_schedule_alerts and args.func(args) == 3      # skipped: no such block
+    assert proxy.answered("/block_documents/filter") == [504, 503, 200]
+
+    proxy = proxy_factory("/variables/", [(504, NOW)])
+    args = parser.parse_args(["schedule", "heads", "--api-url", proxy.url + "/api", "--archive", "/nonexistent/j"])
+    assert args.func(args) == 2                                                     # none recorded
+    assert proxy.answered("/variables/")[:2] == [504, 404]           # retried; then the real answer: no such variable
+    capsys.readouterr()
