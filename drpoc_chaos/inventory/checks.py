@@ -18,6 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ..core.secret_shapes import is_secret_key
 from .models import DrillTarget, Gateway, Inventory, InventoryError, MysqlEndpoint, Site, SshHost
 from .secrets import _ENV_NAME_RE, _WHAT, _WHAT_SHORT, SECRET_KINDS, _plausible_name
 
@@ -38,7 +39,6 @@ _MAX_SHOWN = 60
 
 def _show(value: Any, key: str | None = None) -> str:
     """A value for an error message: never under a secret-looking key, never long, never a container's content."""
-    from ..evidence.redact import is_secret_key  # local: keeps the import graph flat
     last = (key or "").rsplit(".", 1)[-1]
     if key and any(is_secret_key(part) for part in key.split(".")):
         return f"a {type(value).__name__} (value not shown: `{last}` may hold a secret)"

@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..core.secret_shapes import is_plausible_name
 from .models import InventoryError
 
 SECRET_KINDS = ("env", "file", "secret")
@@ -23,7 +24,6 @@ def _plausible_name(kind: str, name: str) -> bool:
         return bool(_ENV_NAME_RE.match(name))
     if kind == "secret":
         return bool(_SECRET_NAME_RE.match(name))
-    from ..evidence.redact import is_plausible_name  # local: keeps the import graph flat
     return is_plausible_name(name)
 
 
