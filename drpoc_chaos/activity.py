@@ -18,7 +18,7 @@ from chaoslib.exceptions import ActivityFailed, InterruptExecution
 from . import db, remote
 from .inventory import InventoryError
 from .replication.status import ReplicaStatusParseError
-from .services.errors import StepFailed
+from .services.errors import StepFailed, Unreadable
 from .vpn.status import VpnStatusParseError
 
 logger = logging.getLogger("chaostoolkit")
@@ -37,10 +37,10 @@ def activity(func: F) -> F:
             return func(*args, **kwargs)
         except (ActivityFailed, InterruptExecution):
             raise
+        except (Unreadable, *_PARSE_ERRORS) as exc:
+            raise ActivityFailed(f"{func.__name__}: {exc}") from None
         except _EXPECTED as exc:
             raise ActivityFailed(str(exc)) from None
-        except _PARSE_ERRORS as exc:
-            raise ActivityFailed(f"{func.__name__}: {exc}") from None
 
     return wrapper  # type: ignore[return-value]
 

@@ -18,7 +18,7 @@ from ..inventory import Inventory
 from ..remote import RemoteError, run
 from ..vpn.status import VpnStatus, parse_ipsec_statusall, parse_ipsec_up_output, parse_swanctl_list_sas
 from .context import connection_name, gateway_host
-from .errors import StepFailed
+from .errors import StepFailed, Unreadable
 
 logger = logging.getLogger("chaostoolkit")
 
@@ -33,7 +33,7 @@ def read_status(inv: Inventory, site: str, tool: str = "ipsec", pool=None) -> Vp
     """Run the status command on the site's gateway and parse it. Raises RemoteError when the host cannot be
     reached, StepFailed when the output cannot be read."""
     if tool not in _TOOLS:
-        raise StepFailed(f"unknown status tool {tool!r}: use 'ipsec' or 'swanctl'")
+        raise Unreadable(f"unknown status tool {tool!r}: use 'ipsec' or 'swanctl'")
     cmd, parse = _TOOLS[tool]
     host = gateway_host(inv, site)
     # not check=True: `ipsec statusall` exits non-zero when charon is not running, and the parser's message
@@ -44,10 +44,10 @@ def read_status(inv: Inventory, site: str, tool: str = "ipsec", pool=None) -> Vp
         status = parse(result.stdout)
     except ValueError as exc:
         why = "is strongSwan's charon running on this gateway?" if result.exit_status != 0 else str(exc)
-        raise StepFailed(f"{host.name}: could not read `sudo -n {' '.join(cmd)}` (exit {result.exit_status}"
+        raise Unreadable(f"{host.name}: could not read `sudo -n {' '.join(cmd)}` (exit {result.exit_status}"
                          + (f": {said}" if said else "") + f"): {why}") from None
     if result.exit_status != 0 and not status.ike_sas and not status.connections:
-        raise StepFailed(f"{host.name}: `sudo -n {' '.join(cmd)}` exited {result.exit_status}"
+        raise Unreadable(f"{host.name}: `sudo -n {' '.join(cmd)}` exited {result.exit_status}"
                          + (f" ({said})" if said else "") + ": is strongSwan's charon running on this gateway?")
     return status
 

@@ -18,15 +18,17 @@ from chaoslib.exceptions import ActivityFailed
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from drpoc_chaos.services import context as activity_mod
 from drpoc_chaos import remote
 from drpoc_chaos.drill import actions as drill_actions
 from drpoc_chaos.inventory import load_inventory
 from drpoc_chaos.lab import faults
 from drpoc_chaos.replication import actions as rep_actions
 from drpoc_chaos.replication import probes as rep_probes
+from drpoc_chaos.services import context as activity_mod
+from drpoc_chaos.services import gateway
 from drpoc_chaos.vpn import actions as vpn_actions
 from drpoc_chaos.vpn import probes as vpn_probes
+from drpoc_chaos.vpn.status import parse_ipsec_statusall
 
 from .support import CFG, INVENTORY, variant
 
@@ -171,7 +173,7 @@ def test_listener_that_never_answers_times_out_bounded(tmp_path):
 
 def test_command_timeout_is_bounded(ready, tmp_path, monkeypatch):
     """A gateway command that hangs (stood in for by `sleep 5`) is cut at the inventory's command_timeout."""
-    monkeypatch.setitem(vpn_probes._TOOLS, "ipsec", (["sleep", "5"], vpn_probes.parse_ipsec_statusall))
+    monkeypatch.setitem(gateway._TOOLS, "ipsec", (["sleep", "5"], parse_ipsec_statusall))
     cfg = variant(tmp_path, "slow", on_host("aws-vpn", command_timeout=0.5))
     started = time.monotonic()
     with pytest.raises(ActivityFailed) as e:
@@ -268,7 +270,7 @@ def test_status_tool_on_a_host_without_charon_says_what_to_do(ready, tmp_path, t
 
 def test_output_that_is_not_a_status(ready, monkeypatch):
     """The parser path on real output: `ipsec version` (exit 0) read as if it were `ipsec statusall`."""
-    monkeypatch.setitem(vpn_probes._TOOLS, "ipsec", (["ipsec", "version"], vpn_probes.parse_ipsec_statusall))
+    monkeypatch.setitem(gateway._TOOLS, "ipsec", (["ipsec", "version"], parse_ipsec_statusall))
     with pytest.raises(ActivityFailed) as e:
         vpn_probes.tunnel_status("aws", configuration=CFG)
     clear(e, "tunnel_status: aws-vpn: could not read `sudo -n ipsec version`", "line 1",
