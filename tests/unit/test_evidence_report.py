@@ -178,3 +178,80 @@ def test_write_report_from_an_archive(tmp_path):
     assert "on schedule" in html and "2 of 3 judged drill(s) passed (67%)" in html
     assert "2 of 3 judged drill(s) passed (67%)" in md_path.read_text()
     assert not list((tmp_path / "out").glob(".*tmp*"))
+
+
+# ------------------------------------------------------------------------------------------------ templates
+EVIL = '<x-evil a="1">\n# head | `tick` *em* [link](javascript:x) _u_'
+
+
+def _evil_journal() -> dict:
+    j = make_journal("deviated", seed=5)
+    d = j["drpoc"]
+    d["scenario"] = d["title"] = EVIL
+    d["run_id"] = "ab<x-evil>cdef"
+    d["verdict"]["reasons"] = [EVIL, "second " + EVIL]
+    for k in ("inventory", "connection", "source", "replica"):
+        d["scope"][k] = EVIL
+    d["scope"]["gateways"] = {"aws": EVIL, EVIL: "x"}
+    d["events"][0]["name"] = EVIL
+    d["metrics"][EVIL] = EVIL
+    d["timeline"]["samples"][0]["io"] = EVIL
+    j["rollbacks"][0]["activity"]["name"] = EVIL
+    j["rollbacks"][0]["status"] = EVIL
+    return j
+
+
+def test_every_journal_string_is_escaped_wherever_it_is_shown(tmp_path):
+    (tmp_path / "evil.json").write_text(json.dumps(_evil_journal()))
+    records, problems = load_journals([tmp_path / "evil.json"])
+    history = build_history(records, now=NOW)
+    html = render_html(records, problems, history)
+    md = render_markdown(records, problems, history)
+    assert "<x-evil" not in html and "<x-evil" not in md
+    # escaped in text, in attributes and in the SVG (the timeline of this drill is drawn)
+    assert html.count("&lt;x-evil a=") >= 10 and "<svg" in html
+    assert 'aria-label="Timeline of drill ab&lt;x-evil&gt;cdef' in html
+    # Markdown: no line a journal wrote starts a heading or breaks a table row; every pipe from it is escaped
+    assert not [line for line in md.splitlines() if line.startswith("# head")]
+    assert "\\| \\`tick\\` \\*em\\* \\[link\\](javascript:x) \\_u\\_" in md
+    for line in md.splitlines():
+        if line.startswith("| ") and "x-evil" in line:
+            cells = re.split(r"(?<!\\)\|", line)
+            assert all("head" not in c or "\\`tick\\`" in c for c in cells)
+
+
+def test_markup_only_for_the_svg_charts():
+    """jinja2 escapes every value; the charts are the only Markup, made in one place after svg.py escaped them."""
+    import drpoc_chaos.evidence.report as report
+    src = Path(report.__file__).read_text()
+    assert src.count("Markup(") == 1 and "def _svg(" in src
+    templates = Path(report.__file__).with_name("templates")
+    for t in templates.iterdir():
+        text = t.read_text()
+        assert "|safe" not in text.replace(" ", "") and "Markup" not in text.split("-#}", 1)[-1], t.name
+    env = report._env("html")
+    assert env.autoescape("report.html") is True
+    tpl = env.from_string("{{ x }}")
+    assert tpl.render(x="<b>&'\"") == "&lt;b&gt;&amp;&#39;&#34;"
+
+
+@pytest.mark.parametrize("text, escaped", [
+    ("vpn_outage", "vpn_outage"), ("_x_", "\\_x\\_"), ("a|b\n# c", "a\\|b # c"), ("# c", "\\# c"),
+    ("12. item", "\\12. item"), ("<b>&", "&lt;b&gt;&amp;"), ("`x` *y* [z](u) ~!$", "\\`x\\` \\*y\\* \\[z\\](u) \\~\\!\\$"),
+    (None, ""), (3, "3"),
+])
+def test_markdown_escape_filter(text, escaped):
+    from drpoc_chaos.evidence.report import md_escape
+    assert md_escape(text) == escaped
+
+
+def test_markdown_code_spans_only_for_plainly_safe_values():
+    from drpoc_chaos.evidence.report import md_code
+    assert md_code("/srv/journal/x_1.json") == "`/srv/journal/x_1.json`"
+    assert md_code("a`b") == "a\\`b" and md_code("") == ""
+
+
+def test_markdown_and_html_use_the_same_short_run_id(html, markdown):
+    # the last passing drill: 8 characters in both (the Markdown showed 12 before)
+    assert "<code>2b0c1a2f</code>" in html
+    assert re.search(r"\| \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC 2b0c1a2f \|", markdown)
