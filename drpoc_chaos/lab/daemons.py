@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 
+from ..core.clock import wait_until
 from .context import LabContext
 from .system import LabError, pid_alive, which
 from .topology import CONNECTION, GATEWAYS, enter_command, published_ports
@@ -37,15 +37,12 @@ def start_strongswan(ctx: LabContext) -> None:
     for site in ("aws", "onprem"):
         host = GATEWAYS[site]["host"]
         ctx.exec_in(host, ["ipsec", "start"], timeout=20)
-        deadline = time.monotonic() + 15
-        while True:
-            r = ctx.exec_in(host, ["ipsec", "statusall"], check=False, timeout=10)
-            if f"{CONNECTION}:" in r.stdout:
-                break
-            if time.monotonic() > deadline:
-                raise LabError(f"lab host {host}: charon did not load conn {CONNECTION} within 15s; "
-                               f"see `drpoc lab exec {host} -- ipsec statusall`")
-            time.sleep(0.05)
+        loaded, _ = wait_until(
+            lambda: f"{CONNECTION}:" in ctx.exec_in(host, ["ipsec", "statusall"], check=False, timeout=10).stdout,
+            15, 0.05)
+        if not loaded:
+            raise LabError(f"lab host {host}: charon did not load conn {CONNECTION} within 15s; "
+                           f"see `drpoc lab exec {host} -- ipsec statusall`")
         # `ipsec start` daemonises charon: its PID is in the host's own /run, copied to our pid file
         pid = _host_pid_file(ctx, host, "/run/charon.pid")
         if pid:
@@ -66,17 +63,18 @@ def start_mariadb(ctx: LabContext, host: str) -> None:
 
 
 def wait_mariadb(ctx: LabContext, host: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
+    def state() -> str | None:
         if ctx.sql(host, "SELECT 1;", check=False, timeout=10).returncode == 0:
-            return
-        if not pid_alive(ctx.read_pid(f"mariadbd-{host}")):
-            log = ctx.paths.datadir(host) / "error.log"
-            tail = log.read_text(errors="replace").splitlines()[-5:] if log.exists() else []
-            raise LabError(f"lab host {host}: mariadbd exited during start: " + " | ".join(tail))
-        if time.monotonic() > deadline:
-            raise LabError(f"lab host {host}: MariaDB did not answer within {timeout:.0f}s")
-        time.sleep(0.1)
+            return "up"
+        return None if pid_alive(ctx.read_pid(f"mariadbd-{host}")) else "exited"
+
+    _, seen = wait_until(state, timeout, 0.1, done=lambda s: s is not None)
+    if seen == "exited":
+        log = ctx.paths.datadir(host) / "error.log"
+        tail = log.read_text(errors="replace").splitlines()[-5:] if log.exists() else []
+        raise LabError(f"lab host {host}: mariadbd exited during start: " + " | ".join(tail))
+    if seen is None:
+        raise LabError(f"lab host {host}: MariaDB did not answer within {timeout:.0f}s")
 
 
 def start_publisher(ctx: LabContext) -> None:

@@ -7,13 +7,21 @@ daemon runs, the tunnel is up on both gateways and the replica's IO and SQL thre
 from __future__ import annotations
 
 import json
-import time
 
+from ..core.clock import wait_until
 from ..replication.status import ReplicaStatusParseError, parse_replica_status_text
 from ..vpn.status import VpnStatusParseError, parse_ipsec_statusall
 from .context import LabContext, netns_exists
 from .system import LabError, pid_alive, run
-from .topology import CONNECTION, DATABASES, GATEWAYS, HOSTS, HOSTS_BY_NAME, LAB_HOST_NAMES, published_ports
+from .topology import (
+    CONNECTION,
+    DATABASES,
+    GATEWAYS,
+    HOSTS,
+    HOSTS_BY_NAME,
+    LAB_HOST_NAMES,
+    published_ports,
+)
 
 
 def tunnel_state(ctx: LabContext, host: str) -> dict:
@@ -98,16 +106,12 @@ def check(ctx: LabContext) -> dict:
 
 def wait_healthy(ctx: LabContext, timeout: float) -> None:
     """Until healthy and the replica has received testdb.ping (the source's bootstrap reached it)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        h = check(ctx)
-        if h["healthy"] and h["replica"].get("ping_table"):
-            ctx.say("tunnel ESTABLISHED/INSTALLED on both gateways; replica IO and SQL running")
-            return
-        if time.monotonic() > deadline:
-            raise LabError("the lab did not become healthy within {:.0f}s: {}".format(
-                timeout, "; ".join(h["problems"]) or "replica has not received testdb.ping"))
-        time.sleep(0.2)
+    healthy, h = wait_until(lambda: check(ctx), timeout, 0.2,
+                            done=lambda h: bool(h["healthy"] and h["replica"].get("ping_table")))
+    if not healthy:
+        raise LabError("the lab did not become healthy within {:.0f}s: {}".format(
+            timeout, "; ".join(h["problems"]) or "replica has not received testdb.ping"))
+    ctx.say("tunnel ESTABLISHED/INSTALLED on both gateways; replica IO and SQL running")
 
 
 def status(ctx: LabContext) -> dict:

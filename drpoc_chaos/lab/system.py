@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 from dataclasses import dataclass
+
+from ..ports import port_in_use
 
 
 class LabError(RuntimeError):
@@ -106,19 +107,6 @@ def preflight(ports: list[int], our_ports_in_use: bool = False) -> list[Prefligh
                     f"stop what listens there (ss -ltnp 'sport = :{port}') or move the lab's ports with "
                     "DRPOC_LAB_SSH_PORT_BASE / DRPOC_LAB_MYSQL_PORT_BASE"))
     return problems
-
-
-def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    # as the publisher binds: connections lingering in TIME_WAIT do not make a port "taken", a listener does
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        s.bind((host, port))
-        return False
-    except OSError:
-        return True
-    finally:
-        s.close()
 
 
 def pid_alive(pid: int | None) -> bool:

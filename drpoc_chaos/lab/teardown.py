@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import time
 from pathlib import Path
 
+from ..core.clock import wait_until
 from .context import LabContext, netns_exists
 from .system import pid_alive
 from .topology import LAB_HOST_NAMES, Paths
@@ -40,9 +40,7 @@ def stop_processes(ctx: LabContext) -> list[str]:
             os.kill(pid, signal.SIGTERM)  # mariadbd shuts down cleanly on TERM: the next warm up is fast
         except ProcessLookupError:
             pass
-    deadline = time.monotonic() + 8
-    while any(pid_alive(p) for p in pids + ([pub] if pub else [])) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: not any(pid_alive(p) for p in pids + ([pub] if pub else [])), 8, 0.05)
     for pid in pids + ([pub] if pub else []):
         if pid_alive(pid):
             try:

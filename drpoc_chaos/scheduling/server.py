@@ -19,13 +19,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
-from ..lab.system import port_in_use
+from ..core.clock import wait_until
+from ..ports import port_in_use
 from .alerts import ALERT_NAME_PREFIX, apply_alerts
 from .chaos_runs import _kill_group
-from .deployments import (CLIENT_RETRY_ENV, apply_deployments, client_retry_settings, deployment_lines,
-                          load_deployment_specs)
-from .settings import (DEFAULT_DEPLOYMENT, DEFAULT_HOST, DEFAULT_PORT, REPO_ROOT, WORK_POOL_TYPE, SchedulingError,
-                       utc_now)
+from .deployments import (
+    CLIENT_RETRY_ENV,
+    apply_deployments,
+    client_retry_settings,
+    deployment_lines,
+    load_deployment_specs,
+)
+from .settings import (
+    DEFAULT_DEPLOYMENT,
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    REPO_ROOT,
+    WORK_POOL_TYPE,
+    SchedulingError,
+    utc_now,
+)
 
 # ==============================================================================================================
 # the local scheduler: `drpoc schedule up|down|status`, `drpoc drill now`
@@ -158,14 +171,13 @@ def _tail(path: Path, n: int = 15) -> str:
 
 def _wait(predicate: Callable[[], bool], timeout: float, step: float = 0.5,
           alive: Callable[[], bool] | None = None) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def state() -> bool | None:  # True: there; False: the process it waits for died; None: not yet
         if predicate():
             return True
-        if alive is not None and not alive():
-            return False
-        time.sleep(step)
-    return predicate()
+        return False if alive is not None and not alive() else None
+
+    done, seen = wait_until(state, timeout, step, done=lambda s: s is not None)
+    return bool(seen) if done else predicate()
 
 
 def _spawn(paths: SchedulerPaths, name: str, cmd: Sequence[str], env: Mapping[str, str], cwd: Path,
@@ -385,8 +397,13 @@ def _schedule_text(s) -> str:
 
 
 def _deployments_status(client) -> list[dict[str, Any]]:
-    from prefect.client.schemas.filters import (DeploymentFilter, DeploymentFilterId, FlowRunFilter,
-                                                FlowRunFilterState, FlowRunFilterStateType)
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterId,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
     from prefect.client.schemas.objects import StateType
     from prefect.client.schemas.sorting import FlowRunSort
 
