@@ -463,19 +463,21 @@ def drill_now(deployment: str = DEFAULT_DEPLOYMENT, *, api_url: str | None = Non
         out(f"flow run {run.name} ({run.id}) created for {deployment}: {res['url']}")
         if not wait:
             return res
-        deadline = time.monotonic() + timeout
-        last = None
-        while time.monotonic() < deadline:
+        seen: list[str] = []
+
+        def current():
             state = client.read_flow_run(run.id).state
-            if state is not None and state.name != last:
-                last = state.name
-                out(f"  {last}")
-            if state is not None and state.is_final():
-                res.update(state=state.type.value, state_name=state.name, message=state.message)
-                if state.message and state.type.value != "COMPLETED":
-                    out(state.message)
-                return res
-            time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
+            if state is not None and (not seen or state.name != seen[-1]):
+                seen.append(state.name)
+                out(f"  {state.name}")
+            return state
+
+        ended, state = wait_until(current, timeout, poll, done=lambda st: st is not None and st.is_final())
+        if ended:
+            res.update(state=state.type.value, state_name=state.name, message=state.message)
+            if state.message and state.type.value != "COMPLETED":
+                out(state.message)
+            return res
     res.update(state="TIMEOUT", message=f"the run had not ended after {timeout:g} s (it goes on; see {res['url']})")
     out(res["message"])
     return res
