@@ -13,6 +13,7 @@ import argparse
 import sys
 from typing import Any, Mapping, Sequence, TextIO
 
+from ..core import fmt
 from .history import build_history, parse_schedule
 from .ledger import HEAD_FILE_ENV, LedgerError, read_heads, verify_archive
 from .model import load_journals
@@ -63,7 +64,7 @@ def review_command(paths: Sequence[str], out_dir: str, *,
     history = build_history(records, expected_interval_days)
     html_path, md_path = write_review(records, problems, history, out_dir, inputs=paths)
 
-    rate = "n/a" if history.pass_rate is None else f"{history.pass_rate * 100:.0f}%"
+    rate = fmt.pct(history.pass_rate)
     print(f"Reviewed {len(records)} journal(s): {history.passed} of {history.judged} judged drill(s) passed ({rate}).",
           file=out)
     print(f"Not started: {len(history.not_started)} (not counted); excluded: {len(history.excluded)} (journals that "
@@ -71,11 +72,12 @@ def review_command(paths: Sequence[str], out_dir: str, *,
     print(f"Integrity: {integrity_summary(records, problems)}", file=out)
 
     def when(r) -> str:
-        return r.started.strftime("%Y-%m-%d %H:%M UTC") if r.started else "n/a"
+        return f"{fmt.utc_short(r.started)} UTC" if r.started else "n/a"
 
     failed = [r for r in records if r.counted and r.passed is False]
     for r in failed:
-        print(f"  NOT PASSED {when(r)} {_line(r.scenario)} {_line(r.run_id[:8])}: {_line(r.verdict_label)}", file=out)
+        print(f"  NOT PASSED {when(r)} {_line(r.scenario)} {_line(fmt.short_id(r.run_id))}: "
+              f"{_line(r.verdict_label)}", file=out)
         if r.verdict == "died":
             died = r.died or {}
             fired = {True: "fired", False: "did not fire", None: "no record"}[r.deadman_fired]
@@ -84,12 +86,12 @@ def review_command(paths: Sequence[str], out_dir: str, *,
         for reason in (r.reasons or r.issues[:1]):  # every reason: the real cause is often the second one
             print(f"      - {_line(reason)}", file=out)
     for r in history.not_started:
-        print(f"  NOT STARTED {when(r)} {_line(r.scenario)} {_line(r.run_id[:8])}: cause {_line(r.cause or 'n/a')}",
-              file=out)
+        print(f"  NOT STARTED {when(r)} {_line(r.scenario)} {_line(fmt.short_id(r.run_id))}: "
+              f"cause {_line(r.cause or 'n/a')}", file=out)
         for reason in r.reasons:
             print(f"      - {_line(reason)}", file=out)
     for r in history.excluded:
-        print(f"  EXCLUDED {when(r)} {_line(r.scenario)} {_line(r.run_id[:8])}: integrity {r.integrity} "
+        print(f"  EXCLUDED {when(r)} {_line(r.scenario)} {_line(fmt.short_id(r.run_id))}: integrity {r.integrity} "
               f"(claims {_line(r.verdict_label)})", file=out)
     for s in history.overdue:
         print(f"  OVERDUE {_line(s.scenario)}: {s.schedule_status}", file=out)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping
 
+from ..core import fmt
 from .model import DrillRecord
 
 __all__ = ["DEFAULT_INTERVAL_DAYS", "TREND_METRICS", "TrendPoint", "ScenarioHistory", "History", "build_history",
@@ -77,7 +78,7 @@ class ScenarioHistory:
         if self.last_pass is None:
             return "OVERDUE: never passed" if self.last_run else "OVERDUE: never run"
         if self.overdue:
-            return f"OVERDUE by {self.overdue_days:.1f} day(s)"
+            return f"OVERDUE by {fmt.num(self.overdue_days, places=1)} day(s)"
         return "on schedule"
 
 

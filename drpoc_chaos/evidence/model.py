@@ -379,19 +379,6 @@ def _writes(value: Any) -> Writes:
                   tuple(_l(w.get("lost"))), tuple(_l(w.get("unexpected"))), tuple(_l(w.get("duplicated"))), True)
 
 
-def _fmt_num(value: Any) -> str:
-    n = _num(value)
-    if n is None:
-        return "n/a"
-    return f"{n:g}"
-
-
-def _ids(items: Iterable[Any], limit: int = 10) -> str:
-    items = list(items)
-    text = ", ".join(str(i) for i in items[:limit])
-    return text + (f", … ({len(items)} in all)" if len(items) > limit else "")
-
-
 def derive_issues(rec: DrillRecord) -> list[str]:
     """The facts an auditor must see as "issues found", in plain sentences."""
     issues: list[str] = []

@@ -3,6 +3,10 @@
 ``timeline_svg`` draws one drill: state lanes (tunnel on each gateway, replica IO and SQL threads), heartbeat lag
 and Seconds_Behind_Source, rows on source vs replica, and vertical markers for the drill's events.
 ``trend_svg`` draws detection / recovery / catch-up times across drills against their objectives.
+
+The review puts these strings in its page as they are (report._svg, the only Markup there): every string taken from a
+journal (run id, scenario, site and gateway names, state values, event names and labels) goes through ``escape``
+here, and every number and time is written by this module or core.fmt.
 """
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import math
 from html import escape
 from typing import Any, Iterable, Sequence
 
+from ..core import fmt
 from .history import TREND_LABELS, TREND_METRICS, TrendPoint
 from .model import DrillRecord
 
@@ -74,6 +79,7 @@ def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
 
 
 def _fmt_tick(v: float) -> str:
+    """An axis label: short (1e+05 rather than 100000), unlike a value shown as a fact (core.fmt)."""
     return f"{v:g}" if abs(v) < 1e5 else f"{v:.3g}"
 
 
@@ -221,7 +227,7 @@ def timeline_svg(rec: DrillRecord, width: int = 960) -> str:
             text = "n/a" if v is None else str(v)
             out.append(f'<rect class="state" x="{_f(x0)}" y="{y}" width="{_f(max(x1 - x0, 0.5))}" '
                        f'height="{lane_h}" fill="{colour}"><title>{escape(label)}: {escape(text)} '
-                       f'from t={t0:g}s to t={t1:g}s</title></rect>')
+                       f'from t={fmt.num(t0)}s to t={fmt.num(t1)}s</title></rect>')
             if x1 - x0 > 7 * len(text) + 6:
                 out.append(f'<text x="{_f((x0 + x1) / 2)}" y="{y + 13}" text-anchor="middle" fill="#fff">'
                            f"{escape(text)}</text>")
@@ -271,7 +277,7 @@ def timeline_svg(rec: DrillRecord, width: int = 960) -> str:
         x = sx(tv)
         out.append(f'<line x1="{_f(x)}" x2="{_f(x)}" y1="{axis_y}" y2="{axis_y + 4}" stroke="#555"/>'
                    f'<text x="{_f(x)}" y="{axis_y + 15}" text-anchor="middle" fill="#555">{_fmt_tick(tv)}</text>')
-    start = rec.started.strftime("%Y-%m-%d %H:%M:%S UTC") if rec.started else "start"
+    start = fmt.utc(rec.started) if rec.started else "start"
     out.append(f'<text x="{left + plot_w / 2}" y="{axis_y + 29}" text-anchor="middle" fill="#333">'
                f"seconds since {escape(start)}</text>")
 
@@ -282,7 +288,7 @@ def timeline_svg(rec: DrillRecord, width: int = 960) -> str:
         x = sx(fault_t + rto_obj)
         out.append(f'<line class="deadline" x1="{_f(x)}" x2="{_f(x)}" y1="{lanes_top}" y2="{axis_y}" '
                    f'stroke="#c62828" stroke-width="1.2" stroke-dasharray="2 2"><title>RTO objective: '
-                   f"{rto_obj:g}s after the fault</title></line>"
+                   f"{fmt.num(rto_obj)}s after the fault</title></line>"
                    f'<text x="{_f(x - 3)}" y="{axis_y - 4}" text-anchor="end" fill="#c62828">RTO limit</text>')
 
     # Event markers, labels staggered on up to three rows so close events stay legible.
@@ -296,8 +302,8 @@ def timeline_svg(rec: DrillRecord, width: int = 960) -> str:
                    min(range(label_rows), key=lambda r: row_last_x[r]))
         row_last_x[row] = x + est_w / 2
         ly = 8 + 11 + row * 14
-        at = ev.at.strftime("%H:%M:%S.%f")[:-3] + "Z" if ev.at else ""
-        out.append(f'<g class="marker" data-event="{escape(ev.name)}"><title>{escape(ev.name)} at t={ev.t:g}s '
+        at = fmt.utc_ms(ev.at, date=False) + "Z" if ev.at else ""
+        out.append(f'<g class="marker" data-event="{escape(ev.name)}"><title>{escape(ev.name)} at t={fmt.num(ev.t)}s '
                    f"{escape(at)}</title>"
                    f'<line x1="{_f(x)}" x2="{_f(x)}" y1="{ly + 3}" y2="{axis_y}" stroke="{colour}" '
                    f'stroke-width="1.2" stroke-dasharray="4 3"/>'
@@ -373,13 +379,13 @@ def trend_svg(points: Sequence[TrendPoint], title: str, width: int = 960, height
             colour = "#c62828" if p.passed is False else ("#2e7d32" if p.passed else "#9e9e9e")
             verdict = {True: "passed", False: "failed", None: "no verdict"}[p.passed]
             out.append(f'<circle cx="{_f(sx(i))}" cy="{_f(y)}" r="3" fill="{colour}"><title>{escape(p.run_id)} '
-                       f"{p.started:%Y-%m-%d %H:%M} UTC: {verdict}</title></circle>")
+                       f"{fmt.utc_short(p.started)} UTC: {verdict}</title></circle>")
     # X labels: first, last and a few between.
     idx = sorted({0, n - 1, *[round(k * (n - 1) / 4) for k in range(1, 4)]}) if n > 1 else [0]
     for i in idx:
         anchor = "start" if i == 0 and n > 1 else ("end" if i == n - 1 and n > 1 else "middle")
         out.append(f'<text x="{_f(sx(i))}" y="{top + plot_h + 15}" text-anchor="{anchor}" fill="#555">'
-                   f"{pts[i].started:%Y-%m-%d}</text>")
+                   f"{fmt.utc_date(pts[i].started)}</text>")
     x = left
     ly = height - 8
     for metric in TREND_METRICS:

@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from ..core import fmt
 from ..core.model import DrillResult as Recorded
 from ..core.verdict import facts_from_journal, judge
 from ..core.verdict import reasons as verdict_reasons
@@ -153,14 +154,6 @@ def failure_message(results: Iterable[DrillResult]) -> str:
     return "\n".join(lines)
 
 
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "n/a"
-    if isinstance(v, float):
-        return f"{v:g}"
-    return str(v)
-
-
 def _flatten(d: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
     out: list[tuple[str, Any]] = []
     for k, v in d.items():
@@ -198,9 +191,9 @@ def drill_markdown(result: DrillResult) -> str:
               f"| run id | `{result.run_id or 'n/a'}` |",
               f"| started / ended (UTC) | {result.started or 'n/a'} / {result.ended or 'n/a'} |",
               f"| Chaos Toolkit status | {result.run_status or 'n/a'}"
-              + (" (deviated)" if result.deviated else "") + f", exit code {_fmt(result.exit_code)} |",
-              f"| writes attempted / acknowledged / observed | {_fmt(result.writes.get('attempted'))} / "
-              f"{_fmt(result.writes.get('acknowledged'))} / {_fmt(result.writes.get('observed'))} |",
+              + (" (deviated)" if result.deviated else "") + f", exit code {fmt.value(result.exit_code)} |",
+              f"| writes attempted / acknowledged / observed | {fmt.value(result.writes.get('attempted'))} / "
+              f"{fmt.value(result.writes.get('acknowledged'))} / {fmt.value(result.writes.get('observed'))} |",
               f"| archived journal | "
               + (f"[{Path(result.archived_as).name}]({file_url(result.archived_as)})" if result.archived_as
                  else "**not archived**") + " |", ""]
@@ -211,14 +204,14 @@ def drill_markdown(result: DrillResult) -> str:
                   "|---|---:|---:|:---:|"]
         for r in result.objective_results:
             met = {True: "yes", False: "**NO**"}.get(r.get("passed"), "n/a")
-            lines.append(f"| {r.get('label') or r.get('name')} | {_fmt(r.get('achieved'))} | "
-                         f"{_fmt(r.get('objective'))} | {met} |")
+            lines.append(f"| {r.get('label') or r.get('name')} | {fmt.value(r.get('achieved'))} | "
+                         f"{fmt.value(r.get('objective'))} | {met} |")
         lines.append("")
     key = ("detection_seconds", "outage_seconds", "tunnel_recovery_seconds", "replica_reconnect_seconds",
            "catch_up_seconds", "rto_seconds", "recovery_time_seconds", "lost_writes")
     shown = [(k, result.metrics[k]) for k in key if k in result.metrics]
     if shown:
-        lines += ["## Key metrics", ""] + [f"- {k}: {_fmt(v)}" for k, v in shown] + [""]
+        lines += ["## Key metrics", ""] + [f"- {k}: {fmt.value(v)}" for k, v in shown] + [""]
     return "\n".join(lines)
 
 
