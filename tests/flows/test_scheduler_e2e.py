@@ -63,7 +63,9 @@ def test_schedule_up_drill_now_schedule_down(lab_for_flows, tmp_path):
         assert deps["dr-drill/weekly-drill"]["next_run"].startswith(
             sch.next_fire_times("0 3 * * 1")[0].strftime("%Y-%m-%dT03:00:00"))
         assert deps["dr-drill/weekly-drill"]["last_run"].startswith("Completed")
-        archived = list(archive.glob("*_vpn_outage_*.json"))
+        # the drill's journal (its intent, written before the fault, sits beside it)
+        archived = [p for p in archive.glob("*_vpn_outage_*.json") if not p.name.endswith(".intent.json")]
+        assert len(list(archive.glob("*_vpn_outage_*.intent.json"))) == 1
         assert len(archived) == 1 and json.loads(archived[0].read_text())["drpoc"]["verdict"]["passed"]
         t_drill = time.monotonic() - t0 - t_up
     finally:
