@@ -8,6 +8,7 @@ from typing import Any, Mapping
 
 from ..activity import activity, number
 from ..core import recorder
+from ..core.clock import wait_until
 from ..services import replica, writer
 from ..services.context import inventory
 from ..services.errors import StepFailed
@@ -109,12 +110,11 @@ def unstick_replica(observe_seconds: float = 3, timeout: float = 60, configurati
     timeout = number("unstick_replica", "timeout", timeout, minimum=0)
     inv = inventory(configuration)
     t_start = time.monotonic()
-    while time.monotonic() - t_start < observe:
-        st = replica.read_status(inv, secrets)
-        if st is not None and st.io_running == "Yes":
-            raise StepFailed(f"replica {inv.replica.host} reconnected by itself {time.monotonic() - t_start:.1f}s "
-                             f"after the tunnel came back: raise stuck_connect_retry_seconds to show the symptom")
-        time.sleep(0.1)
+    reconnected, _ = wait_until(lambda: replica.read_status(inv, secrets), observe, 0.1,
+                                done=lambda st: st is not None and st.io_running == "Yes")
+    if reconnected:
+        raise StepFailed(f"replica {inv.replica.host} reconnected by itself {time.monotonic() - t_start:.1f}s "
+                         f"after the tunnel came back: raise stuck_connect_retry_seconds to show the symptom")
     settings = replica.read_settings(inv, secrets)
     retry, net_timeout = settings["connect_retry"], settings["net_timeout"]
     stuck_for = recorder.seconds_since("tunnel_up")
