@@ -271,6 +271,40 @@ def test_screenshot_is_a_png(rendered):
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
 
 
+
+EVIL_CHECK = """(() => ({
+  elements: document.querySelectorAll('x-evil').length,
+  text: document.body.innerText.includes('<x-evil id="pwn">scenario'),
+  reason: document.body.innerText.includes('<x-evil id="pwn"> reason'),
+  svgTitle: (document.querySelector('svg.timeline title') || {}).textContent || '',
+  markers: document.querySelectorAll('svg.timeline g.marker').length,
+}))()"""
+
+
+def test_journal_text_stays_text_in_the_browser(chromium, tmp_path, monkeypatch):
+    """Autoescaped templates and the escaped SVG: markup written into a journal is shown, never parsed."""
+    from drpoc_chaos.evidence.report import write_report
+    from drpoc_chaos.evidence.samples import make_journal
+
+    monkeypatch.delenv("DRPOC_SIGNING_KEY_FILE", raising=False)
+    evil = '<x-evil id="pwn">'
+    j = make_journal("deviated", seed=4)
+    j["drpoc"]["scenario"] = evil + "scenario"
+    j["drpoc"]["verdict"]["reasons"] = [evil + " reason"]
+    j["drpoc"]["events"] = [dict(e, name=evil) if e["name"] == "fault_injected" else e for e in j["drpoc"]["events"]]
+    (tmp_path / "evil.json").write_text(json.dumps(j), encoding="utf-8")
+    html, _ = write_report([tmp_path / "evil.json"], tmp_path / "out", now=datetime(2026, 12, 1, tzinfo=timezone.utc))
+    browser = Browser(chromium, tmp_path / "profile")
+    try:
+        browser.open(html.resolve().as_uri())
+        info = browser.evaluate(EVIL_CHECK)
+        errors = browser.console_errors()
+    finally:
+        browser.close()
+    assert info["elements"] == 0 and info["text"] and info["reason"], info
+    assert evil + "scenario" in info["svgTitle"] and info["markers"] >= 5
+    assert errors == []
+
 def main(argv: list[str]) -> int:
     """Screenshot a sample report: the page down to the first drill's timeline, or only that drill (``--drill``)."""
     out = Path(argv[0]) if argv else Path("docs/review-screenshot.png")
