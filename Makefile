@@ -20,7 +20,9 @@ demo: system-packages venv  ## install, bring the lab up, run the seed drill, wr
 	echo; echo "Report: reports/drpoc-review.html (and .md). The lab stays up: 'make lab-down' removes it."; \
 	exit $$rc
 
-test: system-packages test-packages venv  ## everything the tests need, then all the tests (the lab ones included)
+test: system-packages test-packages venv  ## everything the tests need, lint and type check, then all the tests (the lab ones included)
+	$(BIN)/ruff check drpoc_chaos flows benchmarks tests
+	$(BIN)/mypy
 	$(BIN)/pytest -q -ra
 
 # apt-get only when something is missing: the second run installs nothing.
