@@ -13,8 +13,8 @@ import sys
 import time
 
 from drpoc_chaos import remote
-from drpoc_chaos.services import context as activity
 from drpoc_chaos.replication.probes import replica_status
+from drpoc_chaos.services import context as activity
 from drpoc_chaos.vpn.probes import tunnel_established
 
 

@@ -14,8 +14,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from drpoc_chaos.scheduling import (PREFECT_FILE, REPO_ROOT, SchedulingError, apply_deployments, deployment_lines,
-                                     load_deployment_specs, next_fire_times)
+from drpoc_chaos.scheduling import (
+    PREFECT_FILE,
+    REPO_ROOT,
+    SchedulingError,
+    apply_deployments,
+    deployment_lines,
+    load_deployment_specs,
+    next_fire_times,
+)
 
 
 def main(argv: list[str] | None = None) -> int:

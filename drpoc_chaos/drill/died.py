@@ -14,12 +14,12 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-from ..evidence.archive import archive_journal, unfinished_intents
 from ..core.clock import utc_now_iso
-from ..remote import RemoteError
-from . import safety
 from ..core.model import DrillResult
 from ..core.verdict import Verdict
+from ..evidence.archive import archive_journal, unfinished_intents
+from ..remote import RemoteError
+from . import safety
 
 logger = logging.getLogger("chaostoolkit")
 
@@ -67,7 +67,7 @@ def died_journal(intent: Mapping[str, Any], *, detected_by: str, progress: Mappi
     now = now or utc_now_iso()
     run_id = str(intent.get("run_id"))
     last_step = progress.get("step") if progress else None
-    reasons = [f"the drill died: its orchestrator stopped without a journal"
+    reasons = ["the drill died: its orchestrator stopped without a journal"
                + (f" during '{last_step}'" if last_step else " before its first step")
                + f" (found by {detected_by})"]
     events: list[dict[str, Any]] = [{"name": "drill_started", "t": 0.0, "at": intent.get("started"), "detail": {}}]

@@ -26,9 +26,22 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from .ledger import (INTENT_SUFFIX, LOCK_NAME, _unfinished, append_entry, archive_files, current_head,
-                     intent_files, ledger_head, open_head_file, parse_utc, read_ledger, record_head,
-                     resolve_signing_key, sha256_file)
+from .ledger import (
+    INTENT_SUFFIX,
+    LOCK_NAME,
+    _unfinished,
+    append_entry,
+    archive_files,
+    current_head,
+    intent_files,
+    ledger_head,
+    open_head_file,
+    parse_utc,
+    read_ledger,
+    record_head,
+    resolve_signing_key,
+    sha256_file,
+)
 from .redact import redact
 
 __all__ = ["ArchiveEntry", "archive_journal", "record_intent", "unfinished_intents", "current_head", "list_archive",

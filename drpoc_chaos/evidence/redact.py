@@ -29,7 +29,6 @@ import base64
 import binascii
 import json
 import re
-from functools import lru_cache
 from typing import Any, Iterable
 from urllib.parse import quote, quote_plus
 

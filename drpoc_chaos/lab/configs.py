@@ -2,7 +2,7 @@
 over /etc inside each host's own mount namespace, so the machine's own /etc is never changed."""
 from __future__ import annotations
 
-from .topology import (CONNECTION, GATEWAYS, LOGIN_UID, LOGIN_USER, NOSUDO_UID, NOSUDO_USER, HOSTS, ReplicaKnobs)
+from .topology import CONNECTION, GATEWAYS, HOSTS, LOGIN_UID, LOGIN_USER, NOSUDO_UID, NOSUDO_USER, ReplicaKnobs
 
 
 def ipsec_conf(site: str) -> str:
@@ -123,7 +123,7 @@ Subsystem sftp internal-sftp
 
 
 def hosts_file(host: str) -> str:
-    from .topology import SOURCE_IP, REPLICA_IP
+    from .topology import REPLICA_IP, SOURCE_IP
     return f"""127.0.0.1\tlocalhost
 127.0.1.1\t{host}
 {SOURCE_IP}\taws-db

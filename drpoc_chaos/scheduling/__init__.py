@@ -29,26 +29,97 @@ Everything public is re-exported here: `from drpoc_chaos.scheduling import X`. S
 """
 from __future__ import annotations
 
-from .alerts import (AUTOMATIONS_FILE, DEFAULT_ALERTS_BLOCK, absence_window, apply_alerts, ensure_webhook_block,
-                     load_alerts_config, schedule_gap)
-from .chaos_runs import (check_var_file, chaos_bin, chaos_command, chaos_var_args, drill_env, drill_lock_hint,
-                         load_experiment, resolve_experiment, run_chaos, run_drill, run_steady_state)
+from .alerts import (
+    AUTOMATIONS_FILE,
+    DEFAULT_ALERTS_BLOCK,
+    absence_window,
+    apply_alerts,
+    ensure_webhook_block,
+    load_alerts_config,
+    schedule_gap,
+)
+from .chaos_runs import (
+    chaos_bin,
+    chaos_command,
+    chaos_var_args,
+    check_var_file,
+    drill_env,
+    drill_lock_hint,
+    load_experiment,
+    resolve_experiment,
+    run_chaos,
+    run_drill,
+    run_steady_state,
+)
 from .cli import add_drill_parser, add_schedule_parser
-from .deployments import (CLIENT_RETRY_ENV, DeploymentSpec, apply_deployments, client_retry_settings,
-                          concurrency_limit_name, deployment_lines, ensure_concurrency_limit, ensure_work_pool,
-                          load_deployment_specs, load_secret_env, next_fire_times, prefect_deploy_command,
-                          publish_drill_artifacts, scheduled_start_time, target_name)
+from .deployments import (
+    CLIENT_RETRY_ENV,
+    DeploymentSpec,
+    apply_deployments,
+    client_retry_settings,
+    concurrency_limit_name,
+    deployment_lines,
+    ensure_concurrency_limit,
+    ensure_work_pool,
+    load_deployment_specs,
+    load_secret_env,
+    next_fire_times,
+    prefect_deploy_command,
+    publish_drill_artifacts,
+    scheduled_start_time,
+    target_name,
+)
 from .heads import head_variable_name, heads_jsonl, record_ledger_head, recorded_heads, write_heads_file
-from .server import (SchedulerPaths, api_healthy, api_url_for, default_state_dir, drill_now, port_in_use,
-                     prefect_client, prefect_env, read_record, record_alive, record_process, schedule_down,
-                     schedule_status, schedule_up)
-from .settings import (DEFAULT_ARCHIVE_DIR, DEFAULT_CHECK_TIMEOUT_SECONDS, DEFAULT_DEPLOYMENT,
-                       DEFAULT_DRILL_TIMEOUT_SECONDS, DEFAULT_EXPERIMENT, DEFAULT_HOST,
-                       DEFAULT_MAX_LATENESS_SECONDS, DEFAULT_PORT, DRILL_CONTROL_MODULE, INTERRUPT_GRACE_SECONDS,
-                       PREFECT_FILE, REPO_ROOT, WORK_POOL_TYPE, SchedulingError, utc_now)
-from .verdicts import (DrillResult, SteadyStateResult, drill_markdown, evaluate_drill, evaluate_steady_state,
-                       failure_message, file_url, late_skip_reason, lateness_seconds, metrics_table, redact_text,
-                       skipped_markdown, slug, steady_state_experiment, steady_state_markdown)
+from .server import (
+    SchedulerPaths,
+    api_healthy,
+    api_url_for,
+    default_state_dir,
+    drill_now,
+    port_in_use,
+    prefect_client,
+    prefect_env,
+    read_record,
+    record_alive,
+    record_process,
+    schedule_down,
+    schedule_status,
+    schedule_up,
+)
+from .settings import (
+    DEFAULT_ARCHIVE_DIR,
+    DEFAULT_CHECK_TIMEOUT_SECONDS,
+    DEFAULT_DEPLOYMENT,
+    DEFAULT_DRILL_TIMEOUT_SECONDS,
+    DEFAULT_EXPERIMENT,
+    DEFAULT_HOST,
+    DEFAULT_MAX_LATENESS_SECONDS,
+    DEFAULT_PORT,
+    DRILL_CONTROL_MODULE,
+    INTERRUPT_GRACE_SECONDS,
+    PREFECT_FILE,
+    REPO_ROOT,
+    WORK_POOL_TYPE,
+    SchedulingError,
+    utc_now,
+)
+from .verdicts import (
+    DrillResult,
+    SteadyStateResult,
+    drill_markdown,
+    evaluate_drill,
+    evaluate_steady_state,
+    failure_message,
+    file_url,
+    late_skip_reason,
+    lateness_seconds,
+    metrics_table,
+    redact_text,
+    skipped_markdown,
+    slug,
+    steady_state_experiment,
+    steady_state_markdown,
+)
 
 __all__ = [
     # settings

@@ -23,11 +23,25 @@ import yaml
 from ..drill import safety
 from ..inventory import load_inventory
 from ..services.context import gateway_host
-from .settings import (DEFAULT_ARCHIVE_DIR, DEFAULT_CHECK_TIMEOUT_SECONDS, DEFAULT_DRILL_TIMEOUT_SECONDS,
-                       DEFAULT_EXPERIMENT, INTERRUPT_GRACE_SECONDS, REPO_ROOT, SchedulingError, _ENV_NAME_RE,
-                       utc_now)
-from .verdicts import (DrillResult, SteadyStateResult, evaluate_drill, evaluate_steady_state, redact_text,
-                       steady_state_experiment)
+from .settings import (
+    _ENV_NAME_RE,
+    DEFAULT_ARCHIVE_DIR,
+    DEFAULT_CHECK_TIMEOUT_SECONDS,
+    DEFAULT_DRILL_TIMEOUT_SECONDS,
+    DEFAULT_EXPERIMENT,
+    INTERRUPT_GRACE_SECONDS,
+    REPO_ROOT,
+    SchedulingError,
+    utc_now,
+)
+from .verdicts import (
+    DrillResult,
+    SteadyStateResult,
+    evaluate_drill,
+    evaluate_steady_state,
+    redact_text,
+    steady_state_experiment,
+)
 
 _VAR_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")

@@ -12,10 +12,18 @@ from typing import Any
 
 from .alerts import AUTOMATIONS_FILE, apply_alerts
 from .deployments import client_retry_settings
-from .server import (SchedulerPaths, api_healthy, api_url_for, default_state_dir, drill_now, read_record,
-                     schedule_down, schedule_status, schedule_up)
+from .server import (
+    SchedulerPaths,
+    api_healthy,
+    api_url_for,
+    default_state_dir,
+    drill_now,
+    read_record,
+    schedule_down,
+    schedule_status,
+    schedule_up,
+)
 from .settings import DEFAULT_ARCHIVE_DIR, DEFAULT_DEPLOYMENT, DEFAULT_PORT, REPO_ROOT, SchedulingError
-
 
 # ==============================================================================================================
 # argparse helpers for the `drpoc` CLI

@@ -16,7 +16,7 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
-from .settings import PREFECT_FILE, REPO_ROOT, WORK_POOL_TYPE, SchedulingError, _ENV_NAME_RE, utc_now
+from .settings import _ENV_NAME_RE, PREFECT_FILE, REPO_ROOT, WORK_POOL_TYPE, SchedulingError, utc_now
 from .verdicts import DrillResult, drill_markdown, file_url, metrics_table, slug
 
 # ==============================================================================================================

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import queue
-from collections import Counter
 import threading
 import time
 import uuid
+from collections import Counter
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path

@@ -9,10 +9,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from drpoc_chaos import scheduling as sch
-
-from .conftest import (check_when_idle, lab_exec, lab_status, restore_tunnel_seed_order, run_with_lock_retry,
-                       wait_lab_idle)
+from .conftest import (
+    check_when_idle,
+    lab_exec,
+    lab_status,
+    restore_tunnel_seed_order,
+    run_with_lock_retry,
+    wait_lab_idle,
+)
 
 pytestmark = pytest.mark.flows
 LAB_INVENTORY = Path("/var/lib/drpoc-lab/inventory.yaml")

@@ -3,7 +3,6 @@ late-run guard, the deployments file, the CLI helpers."""
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import sys
 from datetime import datetime, timedelta, timezone

@@ -18,16 +18,16 @@ import pymysql
 import pytest
 from chaoslib.exceptions import ActivityFailed
 
-from drpoc_chaos.services import context as activity_mod
 from drpoc_chaos import remote
-from drpoc_chaos.drill import actions as drill_actions
 from drpoc_chaos.core import recorder as drill_state
 from drpoc_chaos.core.metrics import compute_metrics, write_sets
+from drpoc_chaos.drill import actions as drill_actions
 from drpoc_chaos.inventory import load_inventory
 from drpoc_chaos.lab import faults
 from drpoc_chaos.lab.topology import AWS_SUBNET, AWS_WAN_IP, ONPREM_SUBNET, ONPREM_WAN_IP
 from drpoc_chaos.replication import actions as rep_actions
 from drpoc_chaos.replication import probes as rep_probes
+from drpoc_chaos.services import context as activity_mod
 from drpoc_chaos.vpn import actions as vpn_actions
 from drpoc_chaos.vpn import probes as vpn_probes
 

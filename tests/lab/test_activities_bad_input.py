@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pymysql
 import pytest
-import yaml
 from chaoslib.exceptions import ActivityFailed
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from drpoc_chaos.lab.lifecycle import Lab, LabSettings
+from drpoc_chaos.lab.lifecycle import LabSettings
 from drpoc_chaos.lab.topology import MYSQL_DEFAULT_KNOBS, ReplicaKnobs
 
 from .test_drills import REPO, run_drill, tunnel_up_both

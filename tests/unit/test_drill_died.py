@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from drpoc_chaos.core.metrics import verdict
 from drpoc_chaos.db import DbError
 from drpoc_chaos.drill import died
 from drpoc_chaos.drill.control import cause_of, restore_sigint
-from drpoc_chaos.core.metrics import verdict
 from drpoc_chaos.drill.safety import LockHeld, _ere, parse_record
 from drpoc_chaos.evidence.archive import archive_journal, record_intent, unfinished_intents
 from drpoc_chaos.inventory import InventoryError

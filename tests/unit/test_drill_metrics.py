@@ -6,8 +6,19 @@ import json
 
 import pytest
 
-from drpoc_chaos.core.metrics import (OBJECTIVES, SCHEMA, Event, WriteRecord, compute_metrics, evaluate_objectives,
-                                       first_event, latencies, quantiles, verdict, write_sets)
+from drpoc_chaos.core.metrics import (
+    OBJECTIVES,
+    SCHEMA,
+    Event,
+    WriteRecord,
+    compute_metrics,
+    evaluate_objectives,
+    first_event,
+    latencies,
+    quantiles,
+    verdict,
+    write_sets,
+)
 
 TAG = "abcd1234"
 

@@ -7,11 +7,24 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from drpoc_chaos.evidence.archive import (archive_journal, list_archive, parse_archive_name, record_intent,
-                                          unfinished_intents)
+from drpoc_chaos.evidence.archive import (
+    archive_journal,
+    list_archive,
+    parse_archive_name,
+    record_intent,
+    unfinished_intents,
+)
 from drpoc_chaos.evidence.cli import verify_command
-from drpoc_chaos.evidence.ledger import (GENESIS, HEAD_FILE_ENV, LEDGER_NAME, archive_files, entry_hash,
-                                         intent_files, read_heads, verify_archive)
+from drpoc_chaos.evidence.ledger import (
+    GENESIS,
+    HEAD_FILE_ENV,
+    LEDGER_NAME,
+    archive_files,
+    entry_hash,
+    intent_files,
+    read_heads,
+    verify_archive,
+)
 from drpoc_chaos.evidence.samples import make_journal
 
 RUN = "5f2e8c1a9b7d4e3f8a6c2b1d0e9f8a7b"

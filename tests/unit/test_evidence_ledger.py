@@ -16,9 +16,19 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from drpoc_chaos.evidence.archive import archive_journal, list_archive, parse_archive_name
-from drpoc_chaos.evidence.ledger import (GENESIS, LEDGER_NAME, LedgerError, canonical_json, entry_hash,
-                                         generate_keypair, key_id, ledger_head, load_private_key, load_public_key,
-                                         verify_archive)
+from drpoc_chaos.evidence.ledger import (
+    GENESIS,
+    LEDGER_NAME,
+    LedgerError,
+    canonical_json,
+    entry_hash,
+    generate_keypair,
+    key_id,
+    ledger_head,
+    load_private_key,
+    load_public_key,
+    verify_archive,
+)
 from drpoc_chaos.evidence.samples import make_journal
 
 JOURNALS = Path(__file__).parent / "journals"

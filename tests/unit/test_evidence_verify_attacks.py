@@ -14,8 +14,17 @@ import pytest
 from drpoc_chaos.evidence import ledger as ledger_mod
 from drpoc_chaos.evidence.archive import archive_journal, list_archive
 from drpoc_chaos.evidence.cli import verify_command
-from drpoc_chaos.evidence.ledger import (HEAD_FILE_ENV, LEDGER_NAME, LedgerError, current_head, entry_hash,
-                                         generate_keypair, ledger_head, read_heads, verify_archive)
+from drpoc_chaos.evidence.ledger import (
+    HEAD_FILE_ENV,
+    LEDGER_NAME,
+    LedgerError,
+    current_head,
+    entry_hash,
+    generate_keypair,
+    ledger_head,
+    read_heads,
+    verify_archive,
+)
 from drpoc_chaos.evidence.samples import make_journal
 
 

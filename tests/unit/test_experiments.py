@@ -48,8 +48,9 @@ def test_discover_lists_every_activity_with_arguments(tmp_path):
                        capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     found = {a["name"]: a for a in json.loads(out.read_text())["activities"]}
-    import drpoc_chaos
     import importlib
+
+    import drpoc_chaos
     expected = set()
     for module, kind in drpoc_chaos.ACTIVITY_MODULES:
         for name in importlib.import_module(module).__all__:

@@ -8,10 +8,27 @@ import re
 import pytest
 
 from drpoc_chaos.lab import configs, topology
-from drpoc_chaos.lab.topology import (AWS_SUBNET, AWS_WAN_IP, CONNECTION, GATEWAYS, HOSTS, LINKS, LOGIN_UID,
-                                      LOGIN_USER, MYSQL_DEFAULT_KNOBS, NOSUDO_UID, NOSUDO_USER, ONPREM_SUBNET,
-                                      ONPREM_WAN_IP, REPLICA_IP, SOURCE_IP, Paths, ReplicaKnobs, enter_command,
-                                      published_ports)
+from drpoc_chaos.lab.topology import (
+    AWS_SUBNET,
+    AWS_WAN_IP,
+    CONNECTION,
+    GATEWAYS,
+    HOSTS,
+    LINKS,
+    LOGIN_UID,
+    LOGIN_USER,
+    MYSQL_DEFAULT_KNOBS,
+    NOSUDO_UID,
+    NOSUDO_USER,
+    ONPREM_SUBNET,
+    ONPREM_WAN_IP,
+    REPLICA_IP,
+    SOURCE_IP,
+    Paths,
+    ReplicaKnobs,
+    enter_command,
+    published_ports,
+)
 
 
 def settings(text: str) -> dict[str, str]:

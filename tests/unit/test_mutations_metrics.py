@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from drpoc_chaos.core.metrics import (OBJECTIVES, WriteRecord, compute_metrics, evaluate_objectives, verdict,
-                                      write_sets)
+from drpoc_chaos.core.metrics import OBJECTIVES, WriteRecord, compute_metrics, evaluate_objectives, verdict, write_sets
 from drpoc_chaos.core.verdict import facts_from_journal, judge
 
 TAG = "5eed0001"

@@ -23,8 +23,7 @@ import pytest
 from drpoc_chaos.remote import CommandResult
 from drpoc_chaos.services import gateway as gateway_service
 from drpoc_chaos.vpn import probes
-from drpoc_chaos.vpn.status import (CHILD_STATES, IKE_STATES, VpnStatus, parse_ipsec_statusall,
-                                    parse_swanctl_list_sas)
+from drpoc_chaos.vpn.status import CHILD_STATES, IKE_STATES, VpnStatus, parse_ipsec_statusall, parse_swanctl_list_sas
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 LAB = FIXTURES / "strongswan-5.9.8-lab"

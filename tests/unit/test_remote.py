@@ -483,6 +483,7 @@ def test_connection_reset_before_banner_is_named_reset_not_timeout():
     dead: paramiko words it 'Error reading SSH protocol banner'; that is a reset after a fraction of a second, not
     a missing handshake within the connect timeout."""
     import paramiko
+
     from drpoc_chaos.remote import _connect_error
     try:
         try:
@@ -507,5 +508,6 @@ def test_connect_errors_carry_their_kind(exc, kind):
 
 def test_paramiko_transport_tracebacks_are_not_printed():
     import logging
+
     import drpoc_chaos.remote  # noqa: F401
     assert logging.getLogger("paramiko.transport").getEffectiveLevel() > logging.ERROR
