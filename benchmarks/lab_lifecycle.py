@@ -92,7 +92,7 @@ def main() -> int:
             on(lab, h, "ipsec", verb, "onprem-aws")
         t_up = time.perf_counter()
 
-        def visible() -> bool:
+        def visible(row: int | None = row) -> bool:  # bound now, not at call time (B023)
             with db(33062) as c, c.cursor() as cur:
                 cur.execute("SELECT 1 FROM ping WHERE id=%s", (row,))
                 return cur.fetchone() is not None

@@ -33,7 +33,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=30, help="calls per measurement (bounded: at most 500)")
     n = min(ap.parse_args().n, 500)
-    probe = lambda: tunnel_established(site="aws")
+
+    def probe() -> bool:
+        return tunnel_established(site="aws")
+
     probe()  # warm: imports, inventory cache, first connection
     reused = per_call(probe, n)
     fresh = per_call(probe, n, before=remote.POOL.close_all)
@@ -41,7 +44,10 @@ def main() -> int:
     rs_reused = per_call(replica_status, n)
     rs_fresh = per_call(replica_status, n, before=activity.close_all)
     activity.close_all()
-    med = lambda xs: statistics.median(xs) * 1000
+
+    def med(xs: list[float]) -> float:
+        return statistics.median(xs) * 1000
+
     print(f"probe cost, median of {n} calls (ms)")
     print(f"{'probe':<44} {'reused':>9} {'fresh':>9} {'ratio':>7}")
     print(f"{'tunnel_established (sudo ipsec statusall)':<44} {med(reused):9.1f} {med(fresh):9.1f} "

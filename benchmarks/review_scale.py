@@ -58,7 +58,8 @@ FULL_LAYOUT = """(() => {
 
 def _browser_class():
     """The DevTools-pipe driver of the browser test (no websocket library, no port)."""
-    spec = importlib.util.spec_from_file_location("_drpoc_browser", ROOT / "tests" / "unit" / "test_evidence_browser.py")
+    spec = importlib.util.spec_from_file_location("_drpoc_browser",
+                                                  ROOT / "tests" / "unit" / "test_evidence_browser.py")
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod
     spec.loader.exec_module(mod)

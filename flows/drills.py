@@ -46,8 +46,8 @@ def _late_guard(flow_name: str, max_lateness_seconds: Optional[float]) -> Option
     if reason is None:
         return None
     get_run_logger().warning(reason)
-    create_markdown_artifact(key=f"drpoc-{sch.slug(flow_name)}-skipped", markdown=sch.skipped_markdown(flow_name, reason),
-                             description=reason)
+    create_markdown_artifact(key=f"drpoc-{sch.slug(flow_name)}-skipped",
+                             markdown=sch.skipped_markdown(flow_name, reason), description=reason)
     return Cancelled(message=reason)
 
 

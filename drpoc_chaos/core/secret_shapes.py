@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from itertools import pairwise
 from typing import Any
 
 __all__ = ["is_secret_key", "is_plausible_name"]
@@ -37,7 +38,7 @@ def is_secret_key(key: str) -> bool:
         return True
     # adjacent words joined: api_key, access-key, private.key, auth_key
     return any(a + b in ("apikey", "accesskey", "privatekey", "secretkey", "authkey", "authtoken")
-               for a, b in zip(words, words[1:]))
+               for a, b in pairwise(words))
 
 
 def is_plausible_name(value: Any) -> bool:

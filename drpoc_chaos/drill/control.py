@@ -286,7 +286,8 @@ def before_activity_control(context: dict, configuration: Mapping | None = None,
         _run.deadman = safety.arm_deadman(host, _run.inv.drill.connection, _run.cfg.max_outage_seconds,
                                           _run.drill.run_id)
     except (RemoteError, RuntimeError) as exc:
-        raise InterruptExecution(f"refusing to inject a fault: dead-man's switch not armed on {host.name}: {exc}")
+        raise InterruptExecution(
+            f"refusing to inject a fault: dead-man's switch not armed on {host.name}: {exc}") from exc
     _run.drill.event("deadman_armed", host=host.name, seconds=_run.cfg.max_outage_seconds)
 
 

@@ -3,7 +3,8 @@
 ``<archive_dir>/ledger.jsonl`` holds one JSON object per line::
 
     {"seq": 1, "file": "20261129T170000Z_vpn_outage_2b0c1a2f.json",
-     "sha256": "<sha256 of the journal file bytes>", "prev": "<entry_hash of the previous line, 64 zeros for the first>",
+     "sha256": "<sha256 of the journal file bytes>",
+     "prev": "<entry_hash of the previous line, 64 zeros for the first>",
      "recorded_at": "2026-11-29T17:01:02.123456Z", "kind": "journal", "run_id": "<the drill's run id>",
      "key_id": "<optional>",
      "entry_hash": "<sha256 of the canonical JSON of every other field except signature>",

@@ -197,7 +197,7 @@ class _Checker:
             key = f"hosts.{name}"
             entry = self.mapping(entry, key, _HOST_KEYS)
 
-            def pick(k):
+            def pick(k, entry=entry, key=key):  # this host's entry and key, bound now (B023)
                 if k in entry:
                     return entry[k], f"{key}.{k}"
                 return defaults.get(k, _MISSING), f"ssh_defaults.{k}"

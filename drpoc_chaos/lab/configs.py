@@ -134,12 +134,12 @@ def hosts_file(host: str) -> str:
 def user_database(passwd: str, group: str, home: str) -> tuple[str, str, str]:
     """The machine's passwd/group plus the lab's two login users, and a shadow with no usable password at all
     (the lab's sshd takes keys only). Bind-mounted inside the lab hosts; the machine's files stay untouched."""
-    keep_p = [l for l in passwd.splitlines() if l and l.split(":")[0] not in (LOGIN_USER, NOSUDO_USER)]
-    keep_g = [l for l in group.splitlines() if l and l.split(":")[0] not in (LOGIN_USER, NOSUDO_USER)]
+    keep_p = [line for line in passwd.splitlines() if line and line.split(":")[0] not in (LOGIN_USER, NOSUDO_USER)]
+    keep_g = [line for line in group.splitlines() if line and line.split(":")[0] not in (LOGIN_USER, NOSUDO_USER)]
     keep_p += [f"{LOGIN_USER}:x:{LOGIN_UID}:{LOGIN_UID}:drpoc lab operator:{home}/{LOGIN_USER}:/bin/bash",
                f"{NOSUDO_USER}:x:{NOSUDO_UID}:{NOSUDO_UID}:drpoc lab user without sudo:{home}/{NOSUDO_USER}:/bin/bash"]
     keep_g += [f"{LOGIN_USER}:x:{LOGIN_UID}:", f"{NOSUDO_USER}:x:{NOSUDO_UID}:"]
-    shadow = [f"{l.split(':')[0]}:*:19000:0:99999:7:::" for l in keep_p]
+    shadow = [f"{line.split(':')[0]}:*:19000:0:99999:7:::" for line in keep_p]
     return "\n".join(keep_p) + "\n", "\n".join(keep_g) + "\n", "\n".join(shadow) + "\n"
 
 
@@ -152,6 +152,7 @@ def sudoers() -> str:
 def wan_counters_nft() -> str:
     """Counters on the WAN router: what crosses between the gateways. Replication must show up only as IKE (UDP 500)
     and ESP-in-UDP (4500), never as TCP 3306."""
+    # one nft rule per line: the long IKE_SA_INIT rule is split between two string literals, not between lines
     return """table inet drpoc_wan
 delete table inet drpoc_wan
 table inet drpoc_wan {
@@ -165,7 +166,8 @@ table inet drpoc_wan {
     set ike_init_blocked { type ipv4_addr . ipv4_addr; flags timeout; }
     chain forward {
         type filter hook forward priority 0; policy accept;
-        ip saddr . ip daddr @ike_init_blocked udp dport 500 @th,208,8 34 @th,216,8 & 0x28 == 0x08 counter name "ike_init_dropped" drop
+        ip saddr . ip daddr @ike_init_blocked udp dport 500 @th,208,8 34 @th,216,8 & 0x28 == 0x08 """ \
+        """counter name "ike_init_dropped" drop
         tcp dport 3306 counter name "tcp_3306"
         tcp sport 3306 counter name "tcp_3306"
         udp dport 500 counter name "udp_500" accept

@@ -37,9 +37,11 @@ def start_strongswan(ctx: LabContext) -> None:
     for site in ("aws", "onprem"):
         host = GATEWAYS[site]["host"]
         ctx.exec_in(host, ["ipsec", "start"], timeout=20)
-        loaded, _ = wait_until(
-            lambda: f"{CONNECTION}:" in ctx.exec_in(host, ["ipsec", "statusall"], check=False, timeout=10).stdout,
-            15, 0.05)
+
+        def conn_loaded(host: str = host) -> bool:  # this gateway, bound now (B023)
+            return f"{CONNECTION}:" in ctx.exec_in(host, ["ipsec", "statusall"], check=False, timeout=10).stdout
+
+        loaded, _ = wait_until(conn_loaded, 15, 0.05)
         if not loaded:
             raise LabError(f"lab host {host}: charon did not load conn {CONNECTION} within 15s; "
                            f"see `drpoc lab exec {host} -- ipsec statusall`")

@@ -64,7 +64,7 @@ def unblock_inbound_ike(enabled: bool = True, configuration: Mapping | None = No
     _nft("flush", "set", "inet", "drpoc_wan", "ike_init_blocked")
     out = run(["ip", "netns", "exec", "wan", "nft", "list", "counter", "inet", "drpoc_wan", "ike_init_dropped"],
               check=False).stdout
-    dropped = next((int(l.split()[1]) for l in out.splitlines() if l.strip().startswith("packets")), None)
+    dropped = next((int(line.split()[1]) for line in out.splitlines() if line.strip().startswith("packets")), None)
     return {"enabled": True, "ike_init_dropped_total": dropped}
 
 

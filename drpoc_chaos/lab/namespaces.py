@@ -41,16 +41,16 @@ def create_network() -> None:
     """Network namespaces, veth links, addresses, routes (blackholes included), forwarding, the WAN's nft table."""
     for h in HOSTS:
         run(["ip", "netns", "add", h.name], what="create namespaces")
-    for l in LINKS:
-        run(["ip", "link", "add", l.a_dev, "netns", l.a_host, "type", "veth", "peer", "name", l.b_dev, "netns",
-             l.b_host], what="create links")
+    for link in LINKS:
+        run(["ip", "link", "add", link.a_dev, "netns", link.a_host, "type", "veth", "peer", "name", link.b_dev, "netns",
+             link.b_host], what="create links")
     for h in HOSTS:
         batch = ["link set lo up"]
-        for l in LINKS:
-            if l.a_host == h.name:
-                batch += [f"addr add {l.a_addr} dev {l.a_dev}", f"link set {l.a_dev} up"]
-            if l.b_host == h.name:
-                batch += [f"addr add {l.b_addr} dev {l.b_dev}", f"link set {l.b_dev} up"]
+        for link in LINKS:
+            if link.a_host == h.name:
+                batch += [f"addr add {link.a_addr} dev {link.a_dev}", f"link set {link.a_dev} up"]
+            if link.b_host == h.name:
+                batch += [f"addr add {link.b_addr} dev {link.b_dev}", f"link set {link.b_dev} up"]
         batch += [f"route add {r}" for r in h.routes]
         run(["ip", "-n", h.name, "-batch", "-"], input="\n".join(batch) + "\n", what=f"network of {h.name}")
         if h.forward:

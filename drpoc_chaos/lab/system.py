@@ -58,7 +58,7 @@ def run(cmd: list[str], *, input: str | None = None, check: bool = True, timeout
     if check and proc.returncode != 0:
         lines = (proc.stderr or proc.stdout).strip().splitlines()
         # the lines that say what went wrong, not the tool's closing boilerplate
-        errors = [l for l in lines if "error" in l.lower() or "fatal" in l.lower()]
+        errors = [line for line in lines if "error" in line.lower() or "fatal" in line.lower()]
         detail = (errors or lines)[-5:]
         raise LabError(f"{what or cmd[0]}: `{' '.join(cmd)}` exited {proc.returncode}: " + " | ".join(detail))
     return proc

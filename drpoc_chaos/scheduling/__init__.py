@@ -144,7 +144,8 @@ __all__ = [
     "head_variable_name", "heads_jsonl", "record_ledger_head", "recorded_heads", "write_heads_file",
     # server
     "SchedulerPaths", "api_healthy", "api_url_for", "default_state_dir", "drill_now", "port_in_use",
-    "prefect_client", "prefect_env", "read_record", "record_alive", "record_process", "schedule_down", "schedule_status", "schedule_up",
+    "prefect_client", "prefect_env", "read_record", "record_alive", "record_process", "schedule_down",
+    "schedule_status", "schedule_up",
     # cli
     "add_drill_parser", "add_schedule_parser",
 ]

@@ -19,6 +19,7 @@ import re
 import string
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 from urllib.parse import urlsplit
@@ -84,7 +85,7 @@ def schedule_gap(schedules: Sequence[Mapping[str, Any]], *, after: datetime | No
     times = _fire_times(active, start, start + horizon, max_fire_times)
     if len(times) < 2:
         return None
-    return max(b - a for a, b in zip(times, times[1:]))
+    return max(b - a for a, b in pairwise(times))
 
 
 def absence_window(schedules: Sequence[Mapping[str, Any]], grace: timedelta | float = DEFAULT_GRACE_SECONDS, *,

@@ -314,7 +314,8 @@ def apply_deployments(specs: Sequence[DeploymentSpec] | None = None, repo: Path 
 def deployment_lines(specs: Sequence[DeploymentSpec], ids: Mapping[str, str]) -> list[str]:
     """One line per applied deployment: "flow/name  [schedules]  pool P  id ID"."""
     out = []
-    for spec, (name, dep_id) in zip(specs, ids.items()):
+    # apply_deployments returns one id per spec, in order; strict=False keeps the old zip() (shortest wins)
+    for spec, (name, dep_id) in zip(specs, ids.items(), strict=False):
         scheds = ", ".join(f"{s.get('cron') or s.get('rrule') or 'every ' + str(s.get('interval')) + ' s'} "
                            f"{s['timezone']}" for s in spec.schedules) or "no schedule"
         out.append(f"{name}  [{scheds}]  pool {spec.work_pool}  id {dep_id}")

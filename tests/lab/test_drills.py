@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import pymysql
@@ -93,7 +94,7 @@ def assert_passing_drill(r: subprocess.CompletedProcess, journal: dict, tmp_path
                 "catch_up_seconds", "rto_seconds"):
         assert m[key] is not None and m[key] >= 0, key
     samples = d["timeline"]["samples"]
-    gaps = sorted(b["t"] - a["t"] for a, b in zip(samples, samples[1:]))
+    gaps = sorted(b["t"] - a["t"] for a, b in pairwise(samples))
     assert gaps[len(gaps) // 2] <= 0.55, "timeline not sampled every 0.5 s"
     assert any(s["aws_tunnel"] == "down" for s in samples) and any(s["io"] == "Connecting" for s in samples)
     assert all(o["passed"] for o in d["objective_results"])
@@ -295,8 +296,8 @@ def test_no_secret_in_any_journal_report_or_log(healthy_lab, tmp_path):
     assert review.returncode == 0, review.stdout + review.stderr
     p = Paths()
     secrets = {name: (p.secrets / name).read_text().strip() for name in ("mysql_password", "repl_password", "psk")}
-    key_lines = [l for l in p.client_key.read_text().splitlines() if not l.startswith("-----")]
-    secrets.update({f"private key line {i}": l for i, l in enumerate(key_lines) if len(l) >= 16})
+    key_lines = [line for line in p.client_key.read_text().splitlines() if not line.startswith("-----")]
+    secrets.update({f"private key line {i}": line for i, line in enumerate(key_lines) if len(line) >= 16})
     texts = {"chaos stdout": r.stdout, "chaos stderr": r.stderr, "review output": review.stdout + review.stderr}
     files = [journal, tmp_path / "chaostoolkit.log", *(tmp_path / "archive").iterdir(),
              *(tmp_path / "reports").iterdir(), *p.run.glob("*.log")]

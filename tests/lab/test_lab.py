@@ -72,7 +72,8 @@ def test_status_table_is_readable(healthy_lab):
 
 
 def test_seed_checks_on_both_gateways(healthy_lab):
-    for host, ts in (("aws-vpn", "10.20.0.0/16 === 192.168.64.0/24"), ("onprem-vpn", "192.168.64.0/24 === 10.20.0.0/16")):
+    for host, ts in (("aws-vpn", "10.20.0.0/16 === 192.168.64.0/24"),
+                     ("onprem-vpn", "192.168.64.0/24 === 10.20.0.0/16")):
         out = on(host, "ipsec", "statusall")
         assert "ESTABLISHED" in out and "INSTALLED" in out and ts in out
         assert on(host, "hostname").strip() == host
@@ -122,8 +123,8 @@ def test_no_route_from_root_namespace_and_nothing_but_loopback(healthy_lab):
     assert "drpoc" not in routes and "10.20.11.10" not in routes
     listening = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True).stdout
     for port in (2201, 2202, 2203, 2204, 33061, 33062):
-        lines = [l for l in listening.splitlines() if f":{port} " in l]
-        assert lines and all("127.0.0.1:" in l for l in lines), lines
+        lines = [line for line in listening.splitlines() if f":{port} " in line]
+        assert lines and all("127.0.0.1:" in line for line in lines), lines
     for host in ("aws-vpn", "aws-db", "onprem-vpn", "onprem-db", "wan"):
         links = subprocess.run(["ip", "-n", host, "-o", "link"], capture_output=True, text=True).stdout
         for line in links.splitlines():
@@ -142,7 +143,8 @@ def test_outage_silent_drop_then_seed_recovery(healthy_lab):
         with db(33061) as src, src.cursor() as cur:
             cur.execute("INSERT INTO ping (msg) VALUES ('replication_test_while_vpn_down')")
             during_id = cur.lastrowid
-        st = wait_for(lambda: (s := replica_status())["Slave_IO_Running"] == "Connecting" and s, knobs["net_timeout"] + 5)
+        st = wait_for(lambda: (s := replica_status())["Slave_IO_Running"] == "Connecting" and s,
+                      knobs["net_timeout"] + 5)
         detected = time.monotonic() - t0
         assert st, "replica never noticed the outage"
         assert st["Slave_SQL_Running"] == "Yes" and st["Seconds_Behind_Master"] is None

@@ -26,7 +26,8 @@ def lab_leftovers() -> list[str]:
     netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     left += [f"netns {n.split()[0]}" for n in netns.splitlines() if n.split() and n.split()[0] in LAB_HOST_NAMES]
     with open("/proc/self/mounts") as f:
-        left += [f"mount {l.split()[1]}" for l in f if "drpoc-lab" in l.split()[1] or l.split()[0] == "drpoc-run"]
+        left += [f"mount {line.split()[1]}" for line in f
+                 if "drpoc-lab" in line.split()[1] or line.split()[0] == "drpoc-run"]
     state = str(Paths().state)
     for pid in os.listdir("/proc"):
         if not pid.isdigit():

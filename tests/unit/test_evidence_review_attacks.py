@@ -57,7 +57,6 @@ def leaks(text: str, secret: str = SECRET) -> list[str]:
 def test_the_hostile_journal_really_holds_every_form():
     raw = HOSTILE.read_text()
     data = json.loads(raw)
-    text = json.dumps(data)
     reasons = "\n".join(data["drpoc"]["verdict"]["reasons"])
     for form in (SECRET, quote(SECRET, safe=""), quote_plus(SECRET), SECRET.encode().hex(), repr(SECRET)[1:-1],
                  json.dumps(SECRET)[1:-1], base64.b64encode(f"repl:{SECRET}".encode()).decode()):
@@ -248,7 +247,6 @@ def test_markdown_escapes_everything_from_a_journal(tmp_path):
     assert rows
     for line in rows:
         cells = len(re.findall(r"(?<!\\)\|", line))
-        head = next(r for r in reversed(rows[:rows.index(line) + 1]) if True)
         assert cells >= 3 and line.endswith("|")
     headed = [(i, line) for i, line in enumerate(md.splitlines()) if line.startswith("|---")]
     lines = md.splitlines()

@@ -32,7 +32,7 @@ def test_bound_to_the_drill_control_and_self_documented(path):
     assert {"name": "drpoc-drill", "provider": {"type": "python", "module": "drpoc_chaos.drill.control"}} \
         in exp["controls"]
     assert exp["configuration"]["scenario"] == path.stem
-    header = "\n".join(l for l in text.splitlines() if l.startswith("#"))
+    header = "\n".join(line for line in text.splitlines() if line.startswith("#"))
     seed = yaml.safe_load((REPO / "experiments" / "vpn_outage.yaml").read_text())["configuration"]
     inherited = set(seed) if "as vpn_outage.yaml" in header else set()
     for key in exp["configuration"]:

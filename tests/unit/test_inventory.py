@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
 import re
@@ -320,9 +321,9 @@ def test_inventory_never_holds_secret_values(tmp_path, monkeypatch):
 
 def test_inventory_objects_are_frozen():
     i = load_inventory(LAB)
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         i.source.port = 1  # type: ignore[misc]
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         i.host("aws-vpn").address = "10.0.0.1"  # type: ignore[misc]
 
 
@@ -338,7 +339,8 @@ def test_mutating_the_loaded_fixture_does_not_leak(tmp_path):
 # ------------------------------------------------------------------------------------------------ hostile files
 BOMB = "\n".join(
     [f"a: &a {{{', '.join(f'{k}: x' for k in 'abcdefghi')}}}"]
-    + [f"{n}: &{n} {{{', '.join(f'{k}: *{p}' for k in 'abcdefghi')}}}" for p, n in zip("abcdefgh", "bcdefghi")]
+    + [f"{n}: &{n} {{{', '.join(f'{k}: *{p}' for k in 'abcdefghi')}}}"
+       for p, n in zip("abcdefgh", "bcdefghi", strict=True)]
 ) + "\n"
 
 

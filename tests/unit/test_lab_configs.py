@@ -163,14 +163,14 @@ GROUP = "root:x:0:\ndaemon:x:1:\ndrpoc:x:999:\n"
 
 def test_user_database_adds_the_two_lab_users():
     passwd, group, shadow = configs.user_database(PASSWD, GROUP, "/var/lib/drpoc-lab/home")
-    users = {l.split(":")[0]: l.split(":") for l in passwd.splitlines()}
+    users = {line.split(":")[0]: line.split(":") for line in passwd.splitlines()}
     assert set(users) == {"root", "daemon", LOGIN_USER, NOSUDO_USER}
     assert users[LOGIN_USER][2:4] == [str(LOGIN_UID)] * 2
     assert users[LOGIN_USER][5] == f"/var/lib/drpoc-lab/home/{LOGIN_USER}"
     assert users[NOSUDO_USER][2:4] == [str(NOSUDO_UID)] * 2
     assert users[LOGIN_USER][6] == users[NOSUDO_USER][6] == "/bin/bash"
     assert "stale" not in passwd and passwd.count(f"\n{LOGIN_USER}:") == 1  # the machine's stale entry is replaced
-    groups = {l.split(":")[0]: l.split(":") for l in group.splitlines()}
+    groups = {line.split(":")[0]: line.split(":") for line in group.splitlines()}
     assert groups[LOGIN_USER][2] == str(LOGIN_UID) and groups[NOSUDO_USER][2] == str(NOSUDO_UID)
     assert "999" not in group
     assert passwd.endswith("\n") and group.endswith("\n") and shadow.endswith("\n")
@@ -178,8 +178,8 @@ def test_user_database_adds_the_two_lab_users():
 
 def test_user_database_shadow_has_no_usable_password():
     passwd, _, shadow = configs.user_database(PASSWD, GROUP, "/home")
-    entries = [l.split(":") for l in shadow.splitlines()]
-    assert [e[0] for e in entries] == [l.split(":")[0] for l in passwd.splitlines()]
+    entries = [line.split(":") for line in shadow.splitlines()]
+    assert [e[0] for e in entries] == [line.split(":")[0] for line in passwd.splitlines()]
     assert all(e[1] == "*" for e in entries)
     assert all(len(e) == 9 for e in entries)
 
@@ -187,7 +187,7 @@ def test_user_database_shadow_has_no_usable_password():
 def test_sudoers_passwordless_for_the_operator_only():
     text = configs.sudoers()
     assert f"{LOGIN_USER} ALL=(ALL:ALL) NOPASSWD: ALL" in text
-    nosudo = [l for l in text.splitlines() if l.startswith(NOSUDO_USER + " ")]
+    nosudo = [line for line in text.splitlines() if line.startswith(NOSUDO_USER + " ")]
     assert nosudo and "NOPASSWD" not in nosudo[0]
 
 

@@ -256,7 +256,8 @@ def test_tunnel_established_probe_reads_swanctl_too(gateway):
     answers["aws-vpn"] = _read("strongswan-5.9.8-swanctl-list-sas-aws-up.txt")
     assert probes.tunnel_established("aws", tool="swanctl", configuration=CONFIG) is True
     assert asked == [("aws-vpn", ["swanctl", "--list-sas"])]
-    answers["aws-vpn"] = _replace_once(answers["aws-vpn"], SW_CHILD_LINE, SW_CHILD_LINE.replace("INSTALLED", "DELETING"))
+    answers["aws-vpn"] = _replace_once(answers["aws-vpn"], SW_CHILD_LINE,
+                                       SW_CHILD_LINE.replace("INSTALLED", "DELETING"))
     assert probes.tunnel_established("aws", tool="swanctl", configuration=CONFIG) is False
 
 
@@ -276,7 +277,8 @@ def test_tunnel_established_probe_checks_each_sites_own_selectors(gateway):
     assert probes.tunnel_status("aws", configuration=CONFIG)["state"] == "connecting"
 
 
-@pytest.mark.parametrize("name", ["strongswan-5.9.8-statusall-aws-down.txt", "strongswan-5.9.8-statusall-aws-recovered.txt"])
+@pytest.mark.parametrize("name", ["strongswan-5.9.8-statusall-aws-down.txt",
+                                  "strongswan-5.9.8-statusall-aws-recovered.txt"])
 def test_tunnel_established_probe_on_the_recorded_down_and_recovered_outputs(gateway, name):
     answers, _ = gateway
     answers["aws-vpn"] = _read(name)

@@ -489,7 +489,9 @@ def test_connection_reset_before_banner_is_named_reset_not_timeout():
         try:
             raise ConnectionResetError(104, "Connection reset by peer")
         except ConnectionResetError:
-            raise paramiko.SSHException("Error reading SSH protocol banner[Errno 104] Connection reset by peer")
+            # no `from`: paramiko raises it this way, so the reset is only the implicit __context__
+            raise paramiko.SSHException(  # noqa: B904
+                "Error reading SSH protocol banner[Errno 104] Connection reset by peer")
     except paramiko.SSHException as exc:
         err = _connect_error(exc, make_host(), elapsed=0.4)
     assert err.kind == "reset"

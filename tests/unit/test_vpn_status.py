@@ -23,7 +23,8 @@ STATUSALL_FIXTURES = sorted(p.relative_to(FIXTURES).as_posix() for p in FIXTURES
 SWANCTL_FIXTURES = sorted(p.relative_to(FIXTURES).as_posix() for p in FIXTURES.glob("strongswan-*/*swanctl*.txt"))
 UP_DOWN_FIXTURES = sorted(
     p.relative_to(FIXTURES).as_posix()
-    for pattern in ("strongswan-*/*ipsec-up*.txt", "strongswan-*/*ipsec-down*.txt", "strongswan-charon-log-public/*.txt")
+    for pattern in ("strongswan-*/*ipsec-up*.txt", "strongswan-*/*ipsec-down*.txt",
+                    "strongswan-charon-log-public/*.txt")
     for p in FIXTURES.glob(pattern)
 )
 
@@ -212,7 +213,8 @@ def test_ikev1_child_rekeying_next_to_installed():
     [ike] = status.ike_sas
     assert ike.established_seconds_ago == 105 * 60  # "105 minutes ago": a lower bound
     rekeying, installed = ike.children
-    assert (rekeying.unique_id, rekeying.state, rekeying.expires, rekeying.spi_in) == (21, "REKEYING", "in 114 seconds", None)
+    assert (rekeying.unique_id, rekeying.state, rekeying.expires, rekeying.spi_in) == (
+        21, "REKEYING", "in 114 seconds", None)
     assert rekeying.local_ts == ["192.168.248.0/24"]  # trailing space after the selector ignored
     assert (installed.unique_id, installed.state, installed.reqid) == (21, "INSTALLED", None)
     assert (installed.encapsulation, installed.spi_in, installed.spi_out) == ("esp", "cc436578", "c74a030d")
@@ -253,7 +255,8 @@ def test_two_child_configs_in_one_connection():
     ]
     [ike] = status.ike_sas
     assert [(c.name[-8:], c.unique_id, c.state) for c in ike.children] == [
-        ("tunnel-1", 1, "REKEYED"), ("tunnel-2", 2, "INSTALLED"), ("tunnel-1", 1, "REKEYED"), ("tunnel-1", 1, "INSTALLED")]
+        ("tunnel-1", 1, "REKEYED"), ("tunnel-2", 2, "INSTALLED"),
+        ("tunnel-1", 1, "REKEYED"), ("tunnel-1", 1, "INSTALLED")]
     # The second child config is found through its CHILD_SA name.
     assert status.sas_for("peer-190.160.3.2-tunnel-2") == [ike]
     assert status.tunnel_state("peer-190.160.3.2-tunnel-2", "190.160.10.0/24", "190.160.40.0/24") == "up"
@@ -325,12 +328,14 @@ def test_chromiumos_right_aligned_names_and_transport():
     status = statusall("strongswan-5.7.2-chromiumos/strongswan-5.7.2-stroke-statusall-l2tp-transport.txt")
     assert status.daemon_version == "5.7.2"
     [conn] = status.connections
-    assert (conn.name, conn.local_address, conn.remote_address, conn.mode) == ("managed", "%any", "10.0.0.1", "TRANSPORT")
+    assert (conn.name, conn.local_address, conn.remote_address, conn.mode) == (
+        "managed", "%any", "10.0.0.1", "TRANSPORT")
     assert conn.local_ts == ["dynamic[udp/l2tp]"]
     [ike] = status.ike_sas
     assert (ike.name, ike.established_seconds_ago, ike.initiator) == ("managed", 180, True)
     [child] = ike.children
-    assert (child.mode, child.encapsulation, child.spi_in, child.spi_out) == ("TRANSPORT", "udp", "c422affe", "c5ff79b3")
+    assert (child.mode, child.encapsulation, child.spi_in, child.spi_out) == (
+        "TRANSPORT", "udp", "c422affe", "c5ff79b3")
     assert (child.bytes_in, child.packets_in, child.last_in_seconds_ago) == (4034, 57, 19)
     assert (child.bytes_out, child.packets_out, child.last_out_seconds_ago) == (42409, 569, 1)
     assert child.local_ts == ["1.2.3.4/32[udp/l2tp]"]
@@ -355,7 +360,8 @@ def test_swanctl_docs_example_kernel_esp():
 def test_swanctl_connecting_with_active_tasks():
     status = parse_swanctl_list_sas(read(f"{SWANCTL}/strongswan-5.5.3-swanctl-list-sas-connecting.txt"))
     [ike] = status.ike_sas
-    assert (ike.state, ike.unique_id, ike.spi_r, ike.established_seconds_ago) == ("CONNECTING", 22, "0000000000000000", None)
+    assert (ike.state, ike.unique_id, ike.spi_r, ike.established_seconds_ago) == (
+        "CONNECTING", 22, "0000000000000000", None)
     assert (ike.local_id, ike.local_address, ike.local_port) == ("%any", "10.42.2.38", 500)
     assert len(ike.tasks_active) == 9 and ike.tasks_active[0] == "IKE_VENDOR"
     assert status.tunnel_state("aaa") == "connecting"
@@ -364,7 +370,8 @@ def test_swanctl_connecting_with_active_tasks():
 def test_swanctl_legacy_format():
     status = parse_swanctl_list_sas(read(f"{SWANCTL}/strongswan-legacy-swanctl-list-sas-rancher-two-sas.txt"))
     first, second = status.ike_sas
-    assert (first.unique_id, first.spi_i, first.spi_r, first.initiator) == (2732, "adbf8bd39b23fd5b", "cf503a5ea2e22817", None)
+    assert (first.unique_id, first.spi_i, first.spi_r, first.initiator) == (
+        2732, "adbf8bd39b23fd5b", "cf503a5ea2e22817", None)
     assert (first.local_address, first.local_port, first.remote_address) == ("172.17.0.2", None, "138.201.55.14")
     assert first.proposal == "AES_CBC-128/AES_XCBC_96/PRF_AES128_XCBC/MODP_2048"
     child = first.children[0]
