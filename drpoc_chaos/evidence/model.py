@@ -18,8 +18,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable
 
-from .archive import parse_archive_name, parse_utc, slugify
 from ..core.verdict import facts_from_journal, judge
+from .archive import parse_archive_name, parse_utc, slugify
 from .ledger import INTENT_SUFFIX, LEDGER_NAME, Finding, VerifyReport, load_public_key, verify_archive
 from .redact import redact
 

@@ -194,7 +194,7 @@ def drill_markdown(result: DrillResult) -> str:
               + (" (deviated)" if result.deviated else "") + f", exit code {fmt.value(result.exit_code)} |",
               f"| writes attempted / acknowledged / observed | {fmt.value(result.writes.get('attempted'))} / "
               f"{fmt.value(result.writes.get('acknowledged'))} / {fmt.value(result.writes.get('observed'))} |",
-              f"| archived journal | "
+              "| archived journal | "
               + (f"[{Path(result.archived_as).name}]({file_url(result.archived_as)})" if result.archived_as
                  else "**not archived**") + " |", ""]
     if result.reasons:
