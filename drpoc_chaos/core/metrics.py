@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from .model import SCHEMA  # noqa: F401 — re-exported: the journal schema the metrics belong to
 from .verdict import Facts, judge
@@ -36,7 +36,7 @@ class WriteRecord:
     gtid: str | None = None
     visible_t: float | None = None  # when a direct check saw it on the replica (more precise than the timeline)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -45,19 +45,20 @@ class Event:
     name: str
     t: float
     at: str
-    detail: dict = field(default_factory=dict)
+    detail: dict[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict:
-        d = {"name": self.name, "t": round(self.t, 3), "at": self.at}
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"name": self.name, "t": round(self.t, 3), "at": self.at}
         if self.detail:
             d["detail"] = self.detail
         return d
 
 
-def first_event(events: Iterable[dict], name: str) -> float | None:
+def first_event(events: Iterable[Mapping[str, Any]], name: str) -> float | None:
     for e in events:
         if e["name"] == name:
-            return e["t"]
+            t: float | None = e["t"]
+            return t
     return None
 
 
@@ -67,7 +68,7 @@ def _diff(a: float | None, b: float | None) -> float | None:
     return round(a - b, 3)
 
 
-def quantiles(values: list[float]) -> dict:
+def quantiles(values: list[float]) -> dict[str, Any]:
     if not values:
         return {"p50": None, "p95": None, "p99": None, "max": None, "count": 0}
     s = sorted(values)
@@ -80,7 +81,7 @@ def quantiles(values: list[float]) -> dict:
     return {"p50": q(0.50), "p95": q(0.95), "p99": q(0.99), "max": round(s[-1], 3), "count": len(s)}
 
 
-def write_sets(writes: list[WriteRecord], observed: list[tuple[int, str]], run_tag: str) -> dict:
+def write_sets(writes: list[WriteRecord], observed: list[tuple[int, str]], run_tag: str) -> dict[str, Any]:
     """Compare the ledger with what the replica holds. `observed` are (id, msg) rows on the replica whose msg carries
     this run's tag; a msg is unique per attempted write."""
     attempted = {w.msg for w in writes}
@@ -100,11 +101,12 @@ def write_sets(writes: list[WriteRecord], observed: list[tuple[int, str]], run_t
     }
 
 
-def latencies(writes: list[WriteRecord], samples: list[dict]) -> list[float]:
+def latencies(writes: list[WriteRecord], samples: list[dict[str, Any]]) -> list[float]:
     """Per acknowledged write: acknowledgement -> first moment it was seen on the replica. A direct observation
     (visible_t) wins; otherwise the first timeline sample whose replica max id covers the write's id."""
-    out = []
-    pts = [(s["t"], s.get("replica_max_id")) for s in samples if s.get("replica_max_id") is not None]
+    out: list[float] = []
+    pts: list[tuple[float, int]] = [(s["t"], max_id) for s in samples
+                                    if (max_id := s.get("replica_max_id")) is not None]
     for w in writes:
         if w.acked_t is None or w.id is None:
             continue
@@ -118,8 +120,8 @@ def latencies(writes: list[WriteRecord], samples: list[dict]) -> list[float]:
     return out
 
 
-def compute_metrics(samples: list[dict], events: list[dict], writes: list[WriteRecord],
-                    sets: dict | None, seen_msgs: set[str] | None = None) -> dict:
+def compute_metrics(samples: list[dict[str, Any]], events: list[dict[str, Any]], writes: list[WriteRecord],
+                    sets: dict[str, Any] | None, seen_msgs: set[str] | None = None) -> dict[str, Any]:
     fault = first_event(events, "fault_injected")
     detected = first_event(events, "outage_detected")
     recovery = first_event(events, "recovery_started")
@@ -166,7 +168,7 @@ def compute_metrics(samples: list[dict], events: list[dict], writes: list[WriteR
     }
 
 
-def _metric(metrics: dict, path: tuple[str, ...]) -> Any:
+def _metric(metrics: dict[str, Any], path: tuple[str, ...]) -> Any:
     v: Any = metrics
     for k in path:
         if not isinstance(v, dict):
@@ -175,8 +177,8 @@ def _metric(metrics: dict, path: tuple[str, ...]) -> Any:
     return v
 
 
-def evaluate_objectives(metrics: dict, objectives: dict) -> list[dict]:
-    results = []
+def evaluate_objectives(metrics: dict[str, Any], objectives: Mapping[str, Any]) -> list[dict[str, Any]]:
+    results: list[dict[str, Any]] = []
     for name, objective in objectives.items():
         if name not in OBJECTIVES or objective is None:
             continue
@@ -188,9 +190,9 @@ def evaluate_objectives(metrics: dict, objectives: dict) -> list[dict]:
     return results
 
 
-def verdict(journal: dict, *, fault_injected: bool, expect_outage: bool, outage_detected: bool,
-            objective_results: list[dict], sets: dict | None, max_lost_writes: int = 0,
-            extra_reasons: Iterable[str] = (), not_started: tuple[str, str | None] | None = None) -> dict:
+def verdict(journal: Mapping[str, Any], *, fault_injected: bool, expect_outage: bool, outage_detected: bool,
+            objective_results: Iterable[Mapping[str, Any]], sets: Mapping[str, Any] | None, max_lost_writes: int = 0,
+            extra_reasons: Iterable[str] = (), not_started: tuple[str, str | None] | None = None) -> dict[str, Any]:
     """The drill control's verdict from what it saw (core.verdict.judge holds the rule and its wording).
 
     `not_started` = (cause, reason) when the drill never got going (locked, no inventory, host unreachable,
@@ -204,6 +206,6 @@ def verdict(journal: dict, *, fault_injected: bool, expect_outage: bool, outage_
                   lost=sets["lost"] if sets is not None else None,
                   unexpected=sets["unexpected"] if sets is not None else None,
                   duplicated=sets["duplicated"] if sets is not None else None,
-                  max_lost_writes=max_lost_writes, objective_results=objective_results,
+                  max_lost_writes=max_lost_writes, objective_results=list(objective_results),
                   extra_reasons=list(extra_reasons), not_started=not_started)
     return judge(facts).to_dict()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from typing import Any
 
 from .clock import utc_now_iso
 from .metrics import Event, WriteRecord
@@ -20,7 +21,7 @@ _current: "Drill | None" = None
 
 
 class Drill:
-    def __init__(self, run_id: str | None = None):
+    def __init__(self, run_id: str | None = None) -> None:
         self.run_id = run_id or uuid.uuid4().hex
         self.tag = self.run_id[:8]
         self.t0 = time.monotonic()
@@ -29,14 +30,14 @@ class Drill:
         self.writes: list[WriteRecord] = []
         self.fault_injected = False
         self.tunnel_restored = False
-        self.extra_metrics: dict = {}  # scenario-specific figures, merged into the journal's metrics
+        self.extra_metrics: dict[str, Any] = {}  # scenario-specific figures, merged into the journal's metrics
         self._lock = threading.Lock()
         self._seq = 0
 
     def t(self) -> float:
         return time.monotonic() - self.t0
 
-    def event(self, name: str, **detail) -> Event:
+    def event(self, name: str, **detail: Any) -> Event:
         e = Event(name=name, t=self.t(), at=utc_now_iso(), detail=detail)
         with self._lock:
             self.events.append(e)
@@ -74,7 +75,7 @@ def finish() -> None:
         _current = None
 
 
-def event(name: str, **detail) -> None:
+def event(name: str, **detail: Any) -> None:
     """Record a milestone on the running drill, if any."""
     d = _current
     if d is not None:
@@ -83,7 +84,7 @@ def event(name: str, **detail) -> None:
 
 # --- what the services report (each a no-op without a running drill) -----------------------------------------
 
-def fault_injected(**detail) -> None:
+def fault_injected(**detail: Any) -> None:
     d = _current
     if d is not None:
         d.fault_injected = True

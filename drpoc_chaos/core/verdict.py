@@ -122,6 +122,11 @@ class Facts:
     died: bool = False
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    """`value` when it is a mapping, else an empty one (journals are untrusted input)."""
+    return value if isinstance(value, Mapping) else {}
+
+
 def failing_probes(state: Mapping[str, Any] | None) -> list[str]:
     """The probes of a steady-state block that failed or missed their tolerance."""
     probes = (state or {}).get("probes") if isinstance(state, Mapping) else None
@@ -130,7 +135,7 @@ def failing_probes(state: Mapping[str, Any] | None) -> list[str]:
         if not isinstance(p, Mapping):
             continue
         if p.get("status") != "succeeded" or p.get("tolerance_met") is False:
-            activity = p.get("activity") if isinstance(p.get("activity"), Mapping) else {}
+            activity = _mapping(p.get("activity"))
             out.append(str(activity.get("name", "?")))
     return out
 
@@ -166,7 +171,7 @@ def judge(f: Facts) -> Verdict:
             status = "fault-not-effective"
     for run in f.runs:
         if run.get("status") == "failed":
-            activity = run.get("activity") if isinstance(run.get("activity"), Mapping) else {}
+            activity = _mapping(run.get("activity"))
             out.append(reasons.activity_failed(str(activity.get("name", "?")), _activity_error(run)))
     if f.deviated:
         out.append(reasons.deviated(failing_probes(f.steady_after)))
@@ -189,14 +194,14 @@ def judge(f: Facts) -> Verdict:
 
 def facts_from_journal(journal: Mapping[str, Any]) -> Facts:
     """The facts as a journal records them, to judge it again independently of the verdict it carries."""
-    drpoc = journal.get("drpoc") if isinstance(journal.get("drpoc"), Mapping) else {}
-    steady = journal.get("steady_states") if isinstance(journal.get("steady_states"), Mapping) else {}
+    drpoc = _mapping(journal.get("drpoc"))
+    steady = _mapping(journal.get("steady_states"))
     events = [e for e in drpoc.get("events") or [] if isinstance(e, Mapping)]
     names = {e.get("name") for e in events}
-    writes = drpoc.get("writes") if isinstance(drpoc.get("writes"), Mapping) else {}
-    metrics = drpoc.get("metrics") if isinstance(drpoc.get("metrics"), Mapping) else {}
-    objectives = drpoc.get("objectives") if isinstance(drpoc.get("objectives"), Mapping) else {}
-    settings = drpoc.get("settings") if isinstance(drpoc.get("settings"), Mapping) else {}
+    writes = _mapping(drpoc.get("writes"))
+    metrics = _mapping(drpoc.get("metrics"))
+    objectives = _mapping(drpoc.get("objectives"))
+    settings = _mapping(drpoc.get("settings"))
     recorded = Verdict.from_dict(drpoc.get("verdict"))
 
     def ids(key: str) -> list[Any] | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class Dialect:
             return "SELECT MASTER_GTID_WAIT(%s, %s) AS r"
         return "SELECT WAIT_FOR_EXECUTED_GTID_SET(%s, %s) AS r"
 
-    def gtid_wait_done(self, result) -> bool:
+    def gtid_wait_done(self, result: Any) -> bool:
         return result is not None and int(result) == 0
 
     @property

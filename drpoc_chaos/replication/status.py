@@ -19,7 +19,7 @@ import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, overload
 
 __all__ = [
     "ReplicaStatusParseError",
@@ -150,6 +150,10 @@ def _text(value: Any) -> str | None:
     return str(value)
 
 
+@overload
+def _as_int(value: str | None, column: str, *, allow_null: Literal[False]) -> int: ...
+@overload
+def _as_int(value: str | None, column: str, *, allow_null: bool) -> int | None: ...
 def _as_int(value: str | None, column: str, *, allow_null: bool) -> int | None:
     if value is None or value == "":
         if allow_null:
@@ -192,24 +196,38 @@ def parse_replica_status(row: Mapping[str, Any] | None) -> ReplicaStatus | None:
             f"not a replica status row: missing column(s) {', '.join(missing)}; "
             "pass one row of SHOW REPLICA STATUS / SHOW SLAVE STATUS")
 
-    def text(canonical: str, default: str | None = None) -> str | None:
+    def required(canonical: str) -> tuple[str, str | None]:
+        """A column of _REQUIRED (their presence is checked above): its name as the row spells it, and its value."""
         found = values[canonical]
-        return default if found is None or found[1] is None else found[1]
+        if found is None:  # not reached
+            raise ReplicaStatusParseError(f"not a replica status row: missing column {_COLUMNS[canonical][0]}")
+        return found
 
-    def number(canonical: str, *, allow_null: bool = True) -> int | None:
+    def text(canonical: str) -> str | None:
+        found = values[canonical]
+        return None if found is None else found[1]
+
+    def text_or_empty(canonical: str) -> str:
+        return text(canonical) or ""
+
+    def number(canonical: str) -> int | None:
         found = values[canonical]
         if found is None:
             return None
-        return _as_int(found[1], found[0], allow_null=allow_null)
+        return _as_int(found[1], found[0], allow_null=True)
+
+    def not_null_number(canonical: str) -> int:
+        key, value = required(canonical)
+        return _as_int(value, key, allow_null=False)
 
     io_running = text("io_running")
     if io_running is not None and io_running not in _IO_STATES:
         raise ReplicaStatusParseError(
-            f"{values['io_running'][0]} is {io_running!r}; expected one of {', '.join(_IO_STATES)}")
+            f"{required('io_running')[0]} is {io_running!r}; expected one of {', '.join(_IO_STATES)}")
     sql_running = text("sql_running")
     if sql_running is not None and sql_running not in _SQL_STATES:
         raise ReplicaStatusParseError(
-            f"{values['sql_running'][0]} is {sql_running!r}; expected one of {', '.join(_SQL_STATES)}")
+            f"{required('sql_running')[0]} is {sql_running!r}; expected one of {', '.join(_SQL_STATES)}")
 
     flavor = "mariadb" if any(marker in raw for marker in _MARIADB_MARKERS) else "mysql"
     if flavor == "mariadb":
@@ -223,14 +241,14 @@ def parse_replica_status(row: Mapping[str, Any] | None) -> ReplicaStatus | None:
         sql_running=sql_running,
         seconds_behind_source=number("seconds_behind_source"),
         last_io_errno=number("last_io_errno") or 0,
-        last_io_error=text("last_io_error", ""),
+        last_io_error=text_or_empty("last_io_error"),
         last_sql_errno=number("last_sql_errno") or 0,
-        last_sql_error=text("last_sql_error", ""),
-        io_state=text("io_state", ""),
-        sql_state=text("sql_state", ""),
-        source_host=text("source_host", ""),
-        source_port=number("source_port", allow_null=False),
-        source_user=text("source_user", ""),
+        last_sql_error=text_or_empty("last_sql_error"),
+        io_state=text_or_empty("io_state"),
+        sql_state=text_or_empty("sql_state"),
+        source_host=text_or_empty("source_host"),
+        source_port=not_null_number("source_port"),
+        source_user=text_or_empty("source_user"),
         connect_retry=number("connect_retry"),
         source_server_id=number("source_server_id"),
         using_gtid=using_gtid,
@@ -242,7 +260,7 @@ def parse_replica_status(row: Mapping[str, Any] | None) -> ReplicaStatus | None:
         exec_source_log_pos=number("exec_source_log_pos"),
         relay_log_space=number("relay_log_space"),
         flavor=flavor,
-        naming="replica" if values["io_running"][0].startswith("Replica_") else "slave",
+        naming="replica" if required("io_running")[0].startswith("Replica_") else "slave",
         source_retry_count=number("source_retry_count"),
         source_uuid=text("source_uuid"),
         relay_source_log_file=text("relay_source_log_file"),
@@ -295,7 +313,7 @@ def parse_replica_status_text(text: str) -> ReplicaStatus | None:
             last_key = key
             continue
         previous = current.get(last_key) if current is not None and last_key else None
-        if previous is not None and previous.endswith(","):
+        if current is not None and last_key and previous is not None and previous.endswith(","):
             # Multi-UUID GTID sets are printed one UUID per line.
             current[last_key] = f"{previous}\n{stripped}"
             continue
