@@ -19,6 +19,6 @@ def hold_outage(seconds: float, configuration: Mapping | None = None,
     seconds = number("hold_outage", "seconds", seconds, minimum=0)
     d = recorder.current()
     fault_t = next((e.t for e in d.events if e.name == "fault_injected"), None) if d else None
-    wait = seconds if fault_t is None else max(0.0, fault_t + seconds - d.t())
+    wait = seconds if fault_t is None or d is None else max(0.0, fault_t + seconds - d.t())
     time.sleep(wait)
     return {"waited_seconds": round(wait, 3), "outage_held_seconds": seconds}

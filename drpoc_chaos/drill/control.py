@@ -29,13 +29,14 @@ from chaoslib.exceptions import InterruptExecution
 
 from .. import __version__
 from ..core import recorder as drill_state
+from ..core.clock import utc_now_iso
 from ..core.feasibility import ReplicaSettings, assess
 from ..core.metrics import compute_metrics, evaluate_objectives, verdict, write_sets
 from ..core.model import DrillResult
 from ..core.verdict import Verdict
 from ..db import DbError
 from ..evidence.archive import archive_journal, record_intent
-from ..inventory import InventoryError, resolve_secret
+from ..inventory import Inventory, InventoryError, SshHost, resolve_secret
 from ..remote import RemoteError
 from ..services import replica
 from ..services.context import close_all, gateway_host, inventory, sql
@@ -115,9 +116,9 @@ def _boolean(name: str, value: Any) -> bool:
 class _Run:
     """What the control keeps between its hooks for the one run of this process."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.cfg: DrillConfig | None = None
-        self.inv = None
+        self.inv: Inventory | None = None
         self.secrets: Mapping | None = None
         self.drill: drill_state.Drill | None = None
         self.sampler: Sampler | None = None
@@ -202,10 +203,10 @@ def _setup(configuration: Mapping | None, secrets: Mapping | None) -> None:
     if cfg.feasibility not in ("refuse", "warn", "off"):
         raise ValueError(f"configuration feasibility: {cfg.feasibility!r} is not one of refuse, warn, off")
     _run.cfg, _run.secrets = cfg, secrets
-    _run.inv = inventory(configuration)
-    gw = gateway_host(_run.inv, _run.inv.drill.fault_site)
+    _run.inv = inv = inventory(configuration)
+    gw = gateway_host(inv, inv.drill.fault_site)
     if cfg.feasibility != "off":
-        _check_feasibility(cfg, secrets)
+        _check_feasibility(cfg, inv, secrets)
     if cfg.lock:
         _run.lock = safety.acquire_lock(gw, d.run_id,
                                         ttl_seconds=cfg.max_outage_seconds + cfg.restore_timeout_seconds + 600,
@@ -222,16 +223,16 @@ def _setup(configuration: Mapping | None, secrets: Mapping | None) -> None:
                                                          secrets=_secret_values())
             except Exception as exc:  # noqa: BLE001 — evidence of an old drill must not stop this one
                 logger.error("could not archive earlier drills that died: %s", exc)
-        _run.intent = record_intent(Path(cfg.archive_dir), _intent(cfg, gw), secrets=_secret_values())
+        _run.intent = record_intent(Path(cfg.archive_dir), _intent(cfg, gw, d, inv), secrets=_secret_values())
         died.write_progress(Path(cfg.archive_dir), d.run_id, "drill_started", d.t(), fault_injected=False)
-    _run.sampler = Sampler(_run.inv, secrets, d, interval=cfg.sample_interval_seconds)
+    _run.sampler = Sampler(inv, secrets, d, interval=cfg.sample_interval_seconds)
     _run.sampler.start()
     logger.info("drill %s started (scenario %s); timeline every %.2fs", d.run_id[:8], cfg.scenario,
                 cfg.sample_interval_seconds)
 
 
-def _check_feasibility(cfg: DrillConfig, secrets: Mapping | None) -> None:
-    settings = ReplicaSettings(**replica.read_settings(_run.inv, secrets))
+def _check_feasibility(cfg: DrillConfig, inv: Inventory, secrets: Mapping | None) -> None:
+    settings = ReplicaSettings(**replica.read_settings(inv, secrets))
     result = assess(settings, _run.configuration)
     _run.feasibility = {"replica": settings.to_dict(), **result.to_dict()}
     for warning in result.warnings:
@@ -245,16 +246,15 @@ def _check_feasibility(cfg: DrillConfig, secrets: Mapping | None) -> None:
         logger.warning("feasibility (not enforced): %s", refusal)
 
 
-def _intent(cfg: DrillConfig, gw) -> dict[str, Any]:
-    d = _run.drill
+def _intent(cfg: DrillConfig, gw: SshHost, d: drill_state.Drill, inv: Inventory) -> dict[str, Any]:
     expires = time.time() + cfg.max_outage_seconds + cfg.restore_timeout_seconds + 600
     return {"schema": "drpoc-intent/1", "run_id": d.run_id, "scenario": cfg.scenario, "started": d.started,
             "expires": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires)),
             "controller": {"node": socket.gethostname(), "user": getpass.getuser(), "pid": os.getpid(),
                            "drpoc_version": __version__},
-            "scope": _run.inv.scope(),
+            "scope": inv.scope(),
             "gateway": {"name": gw.name, "address": gw.address, "port": gw.port},
-            "connection": _run.inv.drill.connection,
+            "connection": inv.drill.connection,
             "objectives": cfg.objectives(),
             "settings": {"sample_interval_seconds": cfg.sample_interval_seconds,
                          "max_outage_seconds": cfg.max_outage_seconds, "expect_outage": cfg.expect_outage}}
@@ -277,7 +277,7 @@ def before_activity_control(context: dict, configuration: Mapping | None = None,
     provider = (context or {}).get("provider", {})
     if provider.get("func") not in FAULT_FUNCS or (provider.get("arguments") or {}).get("fault") is False:
         return
-    if _run.setup_error or _run.inv is None:
+    if _run.setup_error or _run.inv is None or _run.cfg is None or _run.drill is None:
         raise InterruptExecution("refusing to inject a fault: the drill was not set up")
     if not _run.cfg.deadman or _run.deadman:
         return
@@ -334,13 +334,12 @@ def after_experiment_control(context: dict, state: dict, configuration: Mapping 
             close_all()
 
 
-def _restore(notes: list[str]) -> dict[str, Any]:
+def _restore(notes: list[str], d: drill_state.Drill, cfg: DrillConfig, inv: Inventory) -> dict[str, Any]:
     """Bring tunnel and replica back if this run took them down (the one restore sequence; idempotent)."""
-    d, cfg = _run.drill, _run.cfg
     if not d.fault_injected:
         return {"forced": False}
     try:
-        out = restore_estate(_run.inv, tunnel_timeout=cfg.restore_timeout_seconds, secrets=_run.secrets)
+        out = restore_estate(inv, tunnel_timeout=cfg.restore_timeout_seconds, secrets=_run.secrets)
     except Exception as exc:  # noqa: BLE001 — an unexpected failure while restoring: report it, never hide it
         out = {"ok": False, "forced": False, "tunnel": f"FAILED: {exc}",
                "notes": [f"restoring failed unexpectedly: {exc} — run `drpoc recover`"]}
@@ -374,8 +373,8 @@ def _derive_events(samples: list[dict], events: list[dict], sites: list[str]) ->
     return sorted(events + added, key=lambda e: e["t"])
 
 
-def _observed_rows(tag: str) -> list[tuple[int, str]]:
-    rows = sql(_run.inv.replica, _run.inv, "SELECT id, msg FROM testdb.ping WHERE msg LIKE %s",
+def _observed_rows(tag: str, inv: Inventory) -> list[tuple[int, str]]:
+    rows = sql(inv.replica, inv, "SELECT id, msg FROM testdb.ping WHERE msg LIKE %s",
                (f"drpoc:{tag}:%",), secrets=_run.secrets)
     return [(int(r["id"]), r["msg"]) for r in rows]
 
@@ -388,7 +387,7 @@ def _finish(journal: dict) -> None:
     sets = None
     seen: set[str] | None = None
     if _run.inv is not None and not _run.setup_error:
-        restore = _restore(notes)
+        restore = _restore(notes, d, cfg, _run.inv)
         gw = gateway_host(_run.inv, _run.inv.drill.fault_site)
         if _run.deadman:
             try:
@@ -410,7 +409,7 @@ def _finish(journal: dict) -> None:
             except (StepFailed, RemoteError, DbError) as exc:
                 notes.append(f"final catch-up check: {exc}")
             try:
-                observed = _observed_rows(d.tag)
+                observed = _observed_rows(d.tag, _run.inv)
                 sets = write_sets(d.writes, observed, d.tag)
                 seen = {m for _, m in observed}
             except Exception as exc:  # noqa: BLE001
@@ -438,7 +437,7 @@ def _finish(journal: dict) -> None:
                 objective_results=objective_results, sets=sets, max_lost_writes=cfg.max_lost_writes,
                 extra_reasons=extra,
                 not_started=(_run.cause or "setup-error", _run.setup_error) if _run.setup_error else None)
-    if _run.lock and _run.lock.get("state") in ("acquired", "taken-over"):
+    if _run.lock and _run.inv is not None and _run.lock.get("state") in ("acquired", "taken-over"):
         try:
             safety.release_lock(gateway_host(_run.inv, _run.inv.drill.fault_site), d.run_id)
             _run.lock["released"] = True
@@ -448,7 +447,7 @@ def _finish(journal: dict) -> None:
         run_id=d.run_id, scenario=cfg.scenario, title=journal.get("experiment", {}).get("title"),
         controller={"node": socket.gethostname(), "user": getpass.getuser(), "pid": os.getpid(),
                     "drpoc_version": __version__},
-        started=d.started, ended=drill_state.utc_now_iso(),
+        started=d.started, ended=utc_now_iso(),
         scope=_run.inv.scope() if _run.inv else {},
         roles=_roles(),
         objectives=cfg.objectives(),
@@ -471,7 +470,7 @@ def _finish(journal: dict) -> None:
         journal["status"] = "failed"  # `chaos run` then exits 1: a drill that did not pass is not a success
     logger.info("drill verdict: %s%s", v["status"], (" — " + "; ".join(v["reasons"])) if v["reasons"] else "")
     if cfg.archive:
-        _archive(journal, cfg)
+        _archive(journal, cfg, d)
 
 
 def _roles() -> dict[str, Any]:
@@ -498,8 +497,7 @@ def _secret_values() -> list[str]:
     return values
 
 
-def _archive(journal: dict, cfg: DrillConfig) -> None:
-    d = _run.drill
+def _archive(journal: dict, cfg: DrillConfig, d: drill_state.Drill) -> None:
     try:
         # signed when DRPOC_SIGNING_KEY_FILE names an Ed25519 key (evidence.ledger)
         entry = archive_journal(journal, Path(cfg.archive_dir), secrets=_secret_values())
