@@ -16,7 +16,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, NoReturn, overload
 
 from ..core.secret_shapes import is_secret_key
 from .models import DrillTarget, Gateway, Inventory, InventoryError, MysqlEndpoint, Site, SshHost
@@ -58,7 +58,7 @@ class _Checker:
         self.path = path
         self.lines = lines
 
-    def fail(self, key: str, problem: str, fix: str | None = None):
+    def fail(self, key: str, problem: str, fix: str | None = None) -> NoReturn:
         line = self.lines.get(key)
         if line is None:  # point at the closest parent we know
             parent = key
@@ -84,7 +84,11 @@ class _Checker:
                           f"remove it or use one of {', '.join(sorted(allowed))}")
         return value
 
-    def string(self, value, key: str, required: bool = True) -> str | None:
+    @overload
+    def string(self, value: Any, key: str, required: Literal[True] = ...) -> str: ...
+    @overload
+    def string(self, value: Any, key: str, required: bool) -> str | None: ...
+    def string(self, value: Any, key: str, required: bool = True) -> str | None:
         if value is None or value is _MISSING:
             if required:
                 self.fail(key, "missing", f"set `{key.rsplit('.', 1)[-1]}`")
@@ -197,7 +201,7 @@ class _Checker:
             key = f"hosts.{name}"
             entry = self.mapping(entry, key, _HOST_KEYS)
 
-            def pick(k, entry=entry, key=key):  # this host's entry and key, bound now (B023)
+            def pick(k: str, entry: dict[str, Any] = entry, key: str = key) -> tuple[Any, str]:  # bound now (B023)
                 if k in entry:
                     return entry[k], f"{key}.{k}"
                 return defaults.get(k, _MISSING), f"ssh_defaults.{k}"
@@ -227,7 +231,7 @@ class _Checker:
                 continue
             self.known_host(host.jump, f"hosts.{host.name}.jump", hosts)
             seen = [host.name]
-            hop = host.jump
+            hop: str | None = host.jump
             while hop is not None:
                 if hop in seen:
                     self.fail(f"hosts.{host.name}.jump", f"jump hosts loop: {' → '.join(seen + [hop])}",
@@ -288,7 +292,7 @@ class _Checker:
             self.fail(f"{key}.role", f"role must be source or replica, got {role!r}", "write source or replica")
         mysql = self.mapping(db.get("mysql", _MISSING), f"{key}.mysql", _MYSQL_KEYS)
 
-        def pick(k):
+        def pick(k: str) -> tuple[Any, str]:
             if k in mysql:
                 return mysql[k], f"{key}.mysql.{k}"
             return defaults.get(k, _MISSING), f"mysql_defaults.{k}"
