@@ -14,10 +14,11 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Coroutine
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence, TypeGuard
 
 from ..core.clock import wait_until
 from ..ports import port_in_use
@@ -129,7 +130,7 @@ def read_record(paths: SchedulerPaths, name: str) -> dict | None:
     return rec if isinstance(rec, dict) and isinstance(rec.get("pid"), int) else None
 
 
-def record_alive(rec: Mapping | None) -> bool:
+def record_alive(rec: Mapping | None) -> TypeGuard[Mapping[str, Any]]:
     """The recorded process still runs, and it is the same process (not a recycled pid)."""
     if not rec:
         return False
@@ -311,7 +312,11 @@ def _worker_online(api_url: str, pool: str, name: str) -> bool:
 
 
 def _wait_gone(rec: Mapping, timeout: float) -> bool:
-    return _wait(lambda: (_reap(rec["pid"]), not record_alive(rec))[1], timeout, step=0.2)
+    def gone() -> bool:
+        _reap(rec["pid"])
+        return not record_alive(rec)
+
+    return _wait(gone, timeout, step=0.2)
 
 
 def _stop_record(paths: SchedulerPaths, name: str, out: Callable[[str], None] = print,
@@ -457,8 +462,11 @@ def drill_now(deployment: str = DEFAULT_DEPLOYMENT, *, api_url: str | None = Non
             raise SchedulingError(f"no deployment {deployment!r} on {api_url} (run `drpoc schedule up`)") from None
         except Exception as exc:  # noqa: BLE001 — e.g. parameters refused by the deployment's schema
             raise SchedulingError(f"could not create the flow run: {exc}") from None
+        if isinstance(run, Coroutine):  # run_deployment is async only when called from an async context
+            run.close()
+            raise SchedulingError("drill_now is synchronous: call it outside an event loop")
         ui = api_url[:-len("/api")] if api_url.endswith("/api") else api_url
-        res = {"flow_run_id": str(run.id), "name": run.name, "url": f"{ui}/runs/flow-run/{run.id}",
+        res: dict[str, Any] = {"flow_run_id": str(run.id), "name": run.name, "url": f"{ui}/runs/flow-run/{run.id}",
                "state": run.state.type.value if run.state else None}
         out(f"flow run {run.name} ({run.id}) created for {deployment}: {res['url']}")
         if not wait:
@@ -473,7 +481,7 @@ def drill_now(deployment: str = DEFAULT_DEPLOYMENT, *, api_url: str | None = Non
             return state
 
         ended, state = wait_until(current, timeout, poll, done=lambda st: st is not None and st.is_final())
-        if ended:
+        if ended and state is not None:
             res.update(state=state.type.value, state_name=state.name, message=state.message)
             if state.message and state.type.value != "COMPLETED":
                 out(state.message)
