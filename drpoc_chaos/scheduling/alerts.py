@@ -296,6 +296,7 @@ def ensure_webhook_block(name: str, url: str, *, headers: Mapping[str, str] | No
     from prefect.blocks.notifications import CustomWebhookNotificationBlock
     block = CustomWebhookNotificationBlock(
         name=name, url=url, method="POST", headers=dict(headers) if headers else None,
+        cookies=None,  # its default, spelt out: Prefect declares it Field(None), which mypy does not read as one
         json_data={"subject": "{{subject}}", "body": "{{body}}", "text": "{{subject}}\n{{body}}"})
     return block.save(name, overwrite=True)
 

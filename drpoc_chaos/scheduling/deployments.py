@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Coroutine
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -82,7 +83,11 @@ def load_secret_env(secret_env: Mapping[str, str] | None) -> dict[str, str]:
         if not _ENV_NAME_RE.match(str(env_name)):
             raise SchedulingError(f"secret_env: {env_name!r} is not an environment variable name")
         try:
-            value = Secret.load(block).get()
+            secret = Secret.load(block)
+            if isinstance(secret, Coroutine):  # Block.load is async only when called from an async context
+                secret.close()
+                raise SchedulingError("load_secret_env is synchronous: call it outside an event loop")
+            value = secret.get()
         except ValueError as exc:
             raise SchedulingError(f"secret_env: no Prefect Secret block named {block!r} ({env_name}): "
                                   f"create it with `Secret(value=...).save({block!r})`") from exc

@@ -62,8 +62,8 @@ def record_ledger_head(archive_dir: str | os.PathLike, *, recorded_at: str | Non
     seq, entry_hash = head
     archive = archive_key(archive_dir)
     name = head_variable_name(archive_dir)
-    main = Variable.get(name, default=None)
-    main = main if isinstance(main, dict) else {}
+    found = Variable.get(name, default=None)
+    main: dict[str, Any] = found if isinstance(found, dict) else {}
     if main.get("seq") == seq and main.get("entry_hash") == entry_hash:
         return {k: main.get(k) for k in ("seq", "entry_hash", "recorded_at", "archive")}
     rec = {"seq": seq, "entry_hash": entry_hash, "recorded_at": recorded_at or _now_iso(), "archive": archive}
@@ -87,7 +87,7 @@ def _head_variables(client, archive_dir: str | os.PathLike | None) -> dict[str, 
         main = client.read_variable_by_name(name)
         if main is None or not isinstance(main.value, dict):
             return {}
-        out = {name: main.value}
+        out: dict[str, Any] = {name: main.value}
         for k in range(int(main.value.get("pages") or PAGES)):
             page = client.read_variable_by_name(_page_name(name, k))
             if page is not None:
@@ -115,7 +115,7 @@ def recorded_heads(archive_dir: str | os.PathLike | None = None) -> list[dict[st
     mains = {n: v for n, v in by_name.items() if isinstance(v, dict) and "entry_hash" in v}
     out: dict[tuple, dict[str, Any]] = {}
 
-    def add(archive: str, seq: Any, entry_hash: Any, recorded_at: Any) -> None:
+    def add(archive: Any, seq: Any, entry_hash: Any, recorded_at: Any) -> None:
         if not isinstance(seq, int) or isinstance(seq, bool) or not isinstance(entry_hash, str):
             return
         key = (archive, seq, entry_hash)
