@@ -276,8 +276,8 @@ def evaluate_steady_state(journal: Mapping[str, Any] | None, exit_code: int | No
         ok = p.get("status") == "succeeded" and p.get("tolerance_met") is not False
         if p.get("status") != "succeeded":
             exc = p.get("exception")
-            detail = str(exc[-1] if isinstance(exc, list) and exc else exc or "failed").strip().splitlines()[-1:]
-            detail = detail[0] if detail else "failed"
+            last = str(exc[-1] if isinstance(exc, list) and exc else exc or "failed").strip().splitlines()[-1:]
+            detail = last[0] if last else "failed"
         elif not ok:
             detail = f"returned {p.get('output')!r}, expected {act.get('tolerance')!r}"
         else:
@@ -328,7 +328,7 @@ def late_skip_reason(scheduled_start: datetime | None, now: datetime,
     if max_lateness_seconds is None or max_lateness_seconds <= 0:
         return None
     late = lateness_seconds(scheduled_start, now)
-    if late <= max_lateness_seconds:
+    if scheduled_start is None or late <= max_lateness_seconds:  # no scheduled time: never late
         return None
     return (f"skipped: late by {late:.0f} s (scheduled for {scheduled_start.isoformat()}, "
             f"max_lateness_seconds={max_lateness_seconds:g}); the next scheduled run will drill")
