@@ -127,6 +127,7 @@ def load_private_key(source: bytes | str | os.PathLike[str] | Ed25519PrivateKey)
     if isinstance(source, Ed25519PrivateKey):
         return source
     data, where = _read_key_material(source)
+    key: object  # whatever the material holds; checked to be Ed25519 below
     try:
         if b"-----BEGIN OPENSSH PRIVATE KEY-----" in data:
             key = serialization.load_ssh_private_key(data, password=None)
@@ -153,6 +154,7 @@ def load_public_key(source: bytes | str | os.PathLike[str] | Ed25519PublicKey | 
     if isinstance(source, Ed25519PrivateKey):
         return source.public_key()
     data, where = _read_key_material(source)
+    key: object  # whatever the material holds; checked to be Ed25519 below
     try:
         if b"PRIVATE KEY-----" in data:
             return load_private_key(data).public_key()
