@@ -94,4 +94,5 @@ def start_publisher(ctx: LabContext) -> None:
     line = proc.stdout.readline().decode().strip() if proc.stdout else ""
     if line != "ready":
         raise LabError("the 127.0.0.1 publisher did not start; see " + str(ctx.paths.run / "publish.log"))
-    proc.stdout.close()
+    if proc.stdout:
+        proc.stdout.close()

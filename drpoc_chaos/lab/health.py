@@ -26,6 +26,8 @@ from .topology import (
 
 def tunnel_state(ctx: LabContext, host: str) -> dict:
     site = HOSTS_BY_NAME[host].site
+    if site is None:
+        raise ValueError(f"lab host {host} is not a VPN gateway")
     r = ctx.exec_in(host, ["ipsec", "statusall"], check=False, timeout=10)
     if r.returncode != 0:
         return {"state": "unknown", "error": (r.stderr or r.stdout).strip()[:200] or f"exit {r.returncode}"}

@@ -37,12 +37,12 @@ def write_host_files(ctx: LabContext, settings: LabSettings, libipsec: bool) -> 
         (d / "hosts").write_text(configs.hosts_file(h.name))
         (d / "sshd_config").write_text(configs.sshd_config(
             str(p.host_dir(h.name) / "ssh_host_ed25519_key"), str(p.ssh / "authorized_keys")))
-        if h.role == "gateway":
+        if h.role == "gateway" and h.site is not None:  # every gateway is in a site
             (d / "ipsec.conf").write_text(configs.ipsec_conf(h.site))
             (d / "ipsec.secrets").write_text(configs.ipsec_secrets(h.site, ctx.secret("psk")))
             os.chmod(d / "ipsec.secrets", 0o600)
             (d / "strongswan.conf").write_text(configs.strongswan_conf(libipsec))
-        if h.role == "database":
+        if h.role == "database" and h.site is not None:  # every database is in a site
             db = DATABASES[h.site]
             (d / "mysql").mkdir(exist_ok=True)
             (d / "mysql" / "my.cnf").write_text(configs.mariadb_cnf(

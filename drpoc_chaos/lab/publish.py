@@ -17,6 +17,7 @@ import signal
 import socket
 import sys
 import threading
+from typing import cast
 
 CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -49,7 +50,7 @@ def _pump(client: socket.socket, netns: str, target_port: int) -> None:
         open_sides = 2
         while open_sides:
             for key, _ in sel.select():
-                src, dst = key.fileobj, key.data
+                src, dst = cast(socket.socket, key.fileobj), key.data  # only sockets are registered
                 try:
                     data = src.recv(65536)
                 except OSError:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict
 
 # Persistent state (data directories, keys, secrets, the inventory) and runtime state (namespace files, pids).
 STATE_DIR = Path(os.environ.get("DRPOC_LAB_STATE_DIR", "/var/lib/drpoc-lab"))
@@ -112,14 +113,30 @@ LINKS: tuple[Link, ...] = (
     Link("onprem-vpn", "lan0", "192.168.64.1/24", "onprem-db", "eth0", f"{REPLICA_IP}/24"),
 )
 
-GATEWAYS = {
+class GatewaySpec(TypedDict):
+    host: str
+    wan_ip: str
+    peer_ip: str
+    local: str
+    remote: str
+    auto: str
+
+
+class DatabaseSpec(TypedDict):
+    host: str
+    role: str
+    server_id: int
+    ip: str
+
+
+GATEWAYS: dict[str, GatewaySpec] = {
     "aws": {"host": "aws-vpn", "wan_ip": AWS_WAN_IP, "peer_ip": ONPREM_WAN_IP, "local": AWS_SUBNET,
             "remote": ONPREM_SUBNET, "auto": "add"},
     # On-prem initiates; AWS only answers. Two initiators race and one gets NO_PROPOSAL_CHOSEN (docs/LAB.md, trap 1).
     "onprem": {"host": "onprem-vpn", "wan_ip": ONPREM_WAN_IP, "peer_ip": AWS_WAN_IP, "local": ONPREM_SUBNET,
                "remote": AWS_SUBNET, "auto": "start"},
 }
-DATABASES = {
+DATABASES: dict[str, DatabaseSpec] = {
     "aws": {"host": "aws-db", "role": "source", "server_id": 1, "ip": SOURCE_IP},
     "onprem": {"host": "onprem-db", "role": "replica", "server_id": 2, "ip": REPLICA_IP},
 }
