@@ -123,7 +123,7 @@ def db_error(exc: BaseException, endpoint: MysqlEndpoint, verb: str, password: s
 
     If `password` is given, any occurrence of it in the server's text is masked.
     """
-    args = getattr(exc, "args", ())
+    args: tuple[Any, ...] = getattr(exc, "args", ())
     code = args[0] if args and isinstance(args[0], int) else None
     text = str(args[1]) if code is not None and len(args) > 1 else str(exc)
     if password:
@@ -134,7 +134,7 @@ def db_error(exc: BaseException, endpoint: MysqlEndpoint, verb: str, password: s
 
 
 def connect(endpoint: MysqlEndpoint, inventory: Inventory, secrets: Mapping | None = None,
-            pool: remote.SshPool | None = None) -> pymysql.connections.Connection:
+            pool: remote.SshPool | None = None) -> pymysql.connections.Connection[pymysql.cursors.DictCursor]:
     """A new PyMySQL connection to `endpoint` (autocommit, DictCursor, utf8mb4, the inventory's timeouts).
 
     With `via`, MySQL is reached through an SSH direct-tcpip channel from that host (`pool` is the SSH pool,
@@ -161,7 +161,8 @@ def connect(endpoint: MysqlEndpoint, inventory: Inventory, secrets: Mapping | No
         raise DbError(f"{_where(endpoint)}: CONNECT failed: {exc}", endpoint=endpoint, verb="CONNECT") from exc
     conn = pymysql.connections.Connection(defer_connect=True, **options)
     try:
-        conn.connect(sock=channel)
+        # a paramiko Channel is socket-like enough for PyMySQL; its stub accepts only socket.socket
+        conn.connect(sock=channel)  # type: ignore[arg-type]
     except pymysql.MySQLError as exc:
         channel.close()
         raise db_error(exc, endpoint, "CONNECT", password) from exc
@@ -182,11 +183,11 @@ class DbPool:
 
     def __init__(self, ssh_pool: remote.SshPool | None = None):
         self.ssh_pool = ssh_pool
-        self._conns: dict[tuple, pymysql.connections.Connection] = {}
+        self._conns: dict[tuple, pymysql.connections.Connection[pymysql.cursors.DictCursor]] = {}
         self._lock = threading.Lock()
 
     def get(self, endpoint: MysqlEndpoint, inventory: Inventory,
-            secrets: Mapping | None = None) -> pymysql.connections.Connection:
+            secrets: Mapping | None = None) -> pymysql.connections.Connection[pymysql.cursors.DictCursor]:
         key = _endpoint_key(endpoint)
         with self._lock:
             conn = self._conns.get(key)

@@ -245,10 +245,10 @@ class SshPool:
             if error is None:
                 raise
             raise error from exc
-        transport = client.get_transport()
-        if isinstance(getattr(transport, "sock", None), socket.socket):
+        tcp = getattr(client.get_transport(), "sock", None)
+        if isinstance(tcp, socket.socket):
             # paramiko leaves Nagle on: with delayed ACKs every short command then waits ~40 ms for its reply
-            transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            tcp.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return client
 
 

@@ -200,7 +200,7 @@ def wait_for_io(inv: Inventory, state: str = "Yes", *, require_error: bool = Fal
         return bool(st and st.io_running == state and (not require_error or st.last_io_errno != 0))
 
     done, st = wait_until(check, timeout, interval, done=reached)
-    if not done:
+    if not done or st is None:  # done means st is a status
         raise StepFailed(
             f"replica {inv.replica.host}: IO thread still {st.io_running if st else None!r} after {timeout:g}s "
             f"(wanted {state!r}" + (" with a connect error" if require_error else "") + "); last IO error: "
