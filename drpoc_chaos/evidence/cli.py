@@ -121,7 +121,7 @@ def verify_command(archive_dir: str, public_key: str | None = None, *, expected_
     except OSError as exc:  # verify_archive reports what it finds on disk; this is a last resort, never a traceback
         print(f"drpoc verify: cannot read {archive_dir}: {exc}", file=out)
         return 1
-    if heads is not None and not any("invalid" not in h for h in heads):
+    if heads is not None and heads_file and not any("invalid" not in h for h in heads):  # heads come from the file
         # Checking against nothing would pass silently: the very hole recorded heads are meant to close.
         report.add("heads-none", heads_file, f"no head recorded for {heads_archive or archive_dir} in this file; "
                    "pass --heads-archive with the path the archive had when it was recorded (a copy elsewhere), "

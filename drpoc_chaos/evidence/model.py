@@ -419,8 +419,7 @@ def derive_issues(rec: DrillRecord) -> list[str]:
         issues.append(f"integrity: {rec.integrity}" + (f" ({rec.integrity_detail})" if rec.integrity_detail else "")
                       + ("" if rec.trusted else ": excluded from the pass rate and the trends"))
     # Drop exact duplicates (a verdict reason often restates an objective failure), keep order.
-    seen: set[str] = set()
-    return [i for i in issues if not (i in seen or seen.add(i))]
+    return list(dict.fromkeys(issues))
 
 
 # ------------------------------------------------------------------------------------------------ normalise
