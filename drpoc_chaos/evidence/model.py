@@ -423,6 +423,10 @@ def derive_issues(rec: DrillRecord) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------------ normalise
+def _passed_word(passed: bool | None) -> str | None:
+    return None if passed is None else ("passed" if passed else "failed")
+
+
 def normalise_journal(journal: dict[str, Any], path: str, sha256: str = "") -> tuple[DrillRecord, list[Problem]]:
     """One journal dict → one record, plus the problems found in it (missing keys, unknown schema)."""
     problems: list[Problem] = []
@@ -486,7 +490,7 @@ def normalise_journal(journal: dict[str, Any], path: str, sha256: str = "") -> t
         platform=_s(journal.get("platform")), chaoslib_version=_s(journal.get("chaoslib-version")),
         drpoc_version=_s(controller.get("drpoc_version")),
         scope=_scope(drpoc.get("scope")), objectives=_objectives(drpoc, metrics), metrics=metrics,
-        verdict=_s(verdict.get("status")) or ({True: "passed", False: "failed"}.get(_bool(verdict.get("passed")))),
+        verdict=_s(verdict.get("status")) or _passed_word(_bool(verdict.get("passed"))),
         passed=_bool(verdict.get("passed")), reasons=reasons,
         steady_before=_steady(_d(journal.get("steady_states")).get("before")),
         steady_after=_steady(_d(journal.get("steady_states")).get("after")),

@@ -117,10 +117,10 @@ def _timeline_summary(rec: DrillRecord) -> str:
     s = rec.timeline
     if not s:
         return "no timeline samples"
-    lags = [x.get("heartbeat_lag") for x in s if isinstance(x.get("heartbeat_lag"), (int, float))]
-    io_states = []
+    lags = [float(x["heartbeat_lag"]) for x in s if isinstance(x.get("heartbeat_lag"), (int, float))]
+    io_states: list[str] = []
     for x in s:
-        v = x.get("io") if x.get("io") is not None else "NULL"
+        v = str(x["io"]) if x.get("io") is not None else "NULL"
         if not io_states or io_states[-1] != v:
             io_states.append(v)
     last = s[-1]
@@ -349,14 +349,14 @@ def _env(kind: str) -> jinja2.Environment:
     escaped values) is marked as already escaped, so autoescape leaves it as it is."""
     env = _envs.get(kind)
     if env is None:
-        common = dict(loader=jinja2.FileSystemLoader(_TEMPLATES), keep_trailing_newline=True,
-                      undefined=jinja2.StrictUndefined)
+        loader = jinja2.FileSystemLoader(_TEMPLATES)
         if kind == "html":
-            env = jinja2.Environment(autoescape=jinja2.select_autoescape(["html"]), extensions=[_JoinLines],
-                                     finalize=lambda v: "" if v is None else v, **common)
+            env = jinja2.Environment(loader=loader, keep_trailing_newline=True, undefined=jinja2.StrictUndefined,
+                                     autoescape=jinja2.select_autoescape(["html"]), extensions=[_JoinLines],
+                                     finalize=lambda v: "" if v is None else v)
         else:
-            env = jinja2.Environment(autoescape=True, finalize=md_escape, trim_blocks=True, lstrip_blocks=True,
-                                     **common)
+            env = jinja2.Environment(loader=loader, keep_trailing_newline=True, undefined=jinja2.StrictUndefined,
+                                     autoescape=True, finalize=md_escape, trim_blocks=True, lstrip_blocks=True)
             env.filters["code"] = md_code
         env.filters.update(_FILTERS)
         _envs[kind] = env
@@ -404,14 +404,15 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def write_review(records: Sequence[DrillRecord], problems: Sequence[Problem], history: History,
-                 out_dir: str | os.PathLike[str], *, inputs: Sequence[str] | None = None,
+                 out_dir: str | os.PathLike[str], *, inputs: Sequence[str | os.PathLike[str]] | None = None,
                  basename: str = "drpoc-review") -> tuple[Path, Path]:
     """Write already loaded records as ``<out_dir>/<basename>.html`` and ``.md`` (each atomically)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     html_path, md_path = out / f"{basename}.html", out / f"{basename}.md"
-    _atomic_write(html_path, render_html(records, problems, history, inputs=inputs))
-    _atomic_write(md_path, render_markdown(records, problems, history, inputs=inputs))
+    shown = [os.fspath(i) for i in inputs] if inputs is not None else None
+    _atomic_write(html_path, render_html(records, problems, history, inputs=shown))
+    _atomic_write(md_path, render_markdown(records, problems, history, inputs=shown))
     return html_path, md_path
 
 

@@ -141,6 +141,7 @@ def downsample(samples: Sequence[dict[str, Any]], max_points: int = MAX_CHART_PO
     t0, t1 = samples[0]["t"], samples[-1]["t"]
     span = (t1 - t0) or 1.0
     best: dict[tuple[int, str], list[int]] = {}
+    values: dict[tuple[int, str], list[float]] = {}  # the min and max seen in each bucket, beside their indexes
     for i, smp in enumerate(samples):
         b = min(buckets - 1, int((smp["t"] - t0) / span * buckets))
         for k in present:
@@ -150,11 +151,13 @@ def downsample(samples: Sequence[dict[str, Any]], max_points: int = MAX_CHART_PO
             slot = best.get((b, k))
             if slot is None:
                 best[(b, k)] = [i, i]
+                values[(b, k)] = [v, v]
             else:
-                if v < _num(samples[slot[0]].get(k)):
-                    slot[0] = i
-                if v > _num(samples[slot[1]].get(k)):
-                    slot[1] = i
+                low, high = values[(b, k)]
+                if v < low:
+                    slot[0], values[(b, k)][0] = i, v
+                if v > high:
+                    slot[1], values[(b, k)][1] = i, v
     for lo, hi in best.values():
         keep.add(lo)
         keep.add(hi)
@@ -233,8 +236,7 @@ def timeline_svg(rec: DrillRecord, width: int = 960) -> str:
                            f"{escape(text)}</text>")
 
     def panel(top_y: float, series: list[tuple[str, str, str, str]], ylabel: str, zero_floor: bool) -> None:
-        values = [_num(s.get(k)) for s in samples for k, *_ in series]
-        values = [v for v in values if v is not None]
+        values = [v for v in (_num(s.get(k)) for s in samples for k, *_ in series) if v is not None]
         if not values:
             out.append(f'<text x="{left + 6}" y="{top_y + panel_h / 2}" fill="#666">no {escape(ylabel)} '
                        f"data</text>")
@@ -294,6 +296,8 @@ def timeline_svg(rec: DrillRecord, width: int = 960) -> str:
     # Event markers, labels staggered on up to three rows so close events stay legible.
     row_last_x = [-1e9] * label_rows
     for ev in events:
+        if ev.t is None:  # filtered above; said again for the type checker
+            continue
         x = sx(ev.t)
         colour = MARKER_COLOURS.get(ev.name, "#333")
         label = ev.label
@@ -393,7 +397,7 @@ def trend_svg(points: Sequence[TrendPoint], title: str, width: int = 960, height
         name = f"{TREND_LABELS[metric]} (dashed: objective)"
         out.append(f'<line x1="{x}" x2="{x + 14}" y1="{ly - 4}" y2="{ly - 4}" stroke="{colour}" stroke-width="2"/>'
                    f'<text x="{x + 18}" y="{ly}">{escape(name)}</text>')
-        x += 30 + 6.0 * len(name)
+        x += 30 + 6 * len(name)
     out.append(f'<circle cx="{_f(x)}" cy="{ly - 4}" r="3" fill="#c62828"/><text x="{_f(x + 6)}" y="{ly}">'
                f"failed drill</text>")
     out.append("</svg>")

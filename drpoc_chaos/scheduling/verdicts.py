@@ -203,7 +203,8 @@ def drill_markdown(result: DrillResult) -> str:
         lines += ["## DR metrics vs objectives", "", "| objective | achieved | objective | met |",
                   "|---|---:|---:|:---:|"]
         for r in result.objective_results:
-            met = {True: "yes", False: "**NO**"}.get(r.get("passed"), "n/a")
+            passed = r.get("passed")
+            met = "yes" if passed is True else "**NO**" if passed is False else "n/a"
             lines.append(f"| {r.get('label') or r.get('name')} | {fmt.value(r.get('achieved'))} | "
                          f"{fmt.value(r.get('objective'))} | {met} |")
         lines.append("")
