@@ -2,8 +2,8 @@
 
     .venv/bin/python tests/unit/journals/build_samples.py
 
-They follow docs/JOURNAL.md and are shaped after the lab's recorded outputs (shared/fixtures/lab-strongswan-5.9.8-
-mariadb-10.11). Journals from real lab drills can be dropped next to them; the tests name the files they use.
+They follow docs/JOURNAL.md and are shaped after the lab's recorded outputs (tests/fixtures/*-lab/). Journals from
+real lab drills can be dropped next to them; the tests name the files they use.
 """
 from __future__ import annotations
 
