@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from drpoc_chaos import scheduling as sch
+from drpoc_chaos.core.clock import wait_until
 
 pytestmark = pytest.mark.flows
 REPO = Path(__file__).resolve().parents[2]
@@ -143,9 +144,14 @@ class FaultyProxy:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
-    def answered(self, path_part: str) -> list[int]:
-        with self.lock:
-            return [s for _, p, s in self.seen if path_part in p]
+    def answered(self, path_part: str, at_least: int = 0, timeout: float = 5.0) -> list[int]:
+        """The statuses answered for `path_part`. The proxy notes an answer after relaying it, so the client may
+        have it a moment before it is noted: wait (bounded) for `at_least` of them."""
+        def seen() -> list[int]:
+            with self.lock:
+                return [s for _, p, s in self.seen if path_part in p]
+
+        return wait_until(seen, timeout, 0.02, done=lambda got: len(got) >= at_least)[1]
 
     def close(self):
         self.server.shutdown()
@@ -175,7 +181,7 @@ def test_503_and_504_are_retried_by_prefects_client(prefect_client, deployed, pr
     proxy = proxy_factory("/deployments/name/", [(503, NOW), (504, NOW), (503, NOW), (504, {})])
     res = sch.drill_now("dr-drill/weekly-drill", api_url=proxy.url + "/api", out=lambda m: None)
     try:
-        assert proxy.answered("/deployments/name/") == [503, 504, 503, 504, 200]
+        assert proxy.answered("/deployments/name/", 5) == [503, 504, 503, 504, 200]
         assert prefect_client.read_flow_run(res["flow_run_id"]).deployment_id
     finally:
         _delete_runs(prefect_client, [res["flow_run_id"]])
@@ -183,13 +189,13 @@ def test_503_and_504_are_retried_by_prefects_client(prefect_client, deployed, pr
     proxy = proxy_factory("/create_flow_run", [(503, NOW), (504, NOW)])
     res = sch.drill_now("dr-drill/weekly-drill", api_url=proxy.url + "/api", out=lambda m: None)
     try:
-        assert proxy.answered("/create_flow_run") == [503, 504, 201]
+        assert proxy.answered("/create_flow_run", 3) == [503, 504, 201]
     finally:
         _delete_runs(prefect_client, [res["flow_run_id"]])
 
     proxy = proxy_factory("/flows/filter", [(504, NOW), (503, NOW)])
     st = sch.schedule_status(state_dir=Path("/nonexistent"), api_url=proxy.url + "/api")
-    assert "error" not in st and len(st["deployments"]) >= 3 and proxy.answered("/flows/filter") == [504, 503, 200]
+    assert "error" not in st and len(st["deployments"]) >= 3 and proxy.answered("/flows/filter", 3) == [504, 503, 200]
 
 
 def test_retries_are_bounded_by_prefect_client_max_retries(deployed, proxy_factory, monkeypatch):
@@ -198,14 +204,14 @@ def test_retries_are_bounded_by_prefect_client_max_retries(deployed, proxy_facto
     with ps.temporary_settings(updates={ps.PREFECT_CLIENT_MAX_RETRIES: 2}):
         with pytest.raises(sch.SchedulingError, match="could not create the flow run: .*503"):
             sch.drill_now("dr-drill/weekly-drill", api_url=proxy.url + "/api", out=lambda m: None)
-    assert proxy.answered("/deployments/name/") == [503, 503, 503]      # one attempt + PREFECT_CLIENT_MAX_RETRIES
+    assert proxy.answered("/deployments/name/", 3) == [503, 503, 503]      # one attempt + PREFECT_CLIENT_MAX_RETRIES
 
     # without the extra code, Prefect does not retry a 504: the setting is what retries it, not code of ours
     monkeypatch.setenv("PREFECT_CLIENT_RETRY_EXTRA_CODES", "")
     proxy = proxy_factory("/deployments/name/", [(504, NOW)])
     with pytest.raises(sch.SchedulingError, match="504"):
         sch.drill_now("dr-drill/weekly-drill", api_url=proxy.url + "/api", out=lambda m: None)
-    assert proxy.answered("/deployments/name/") == [504]
+    assert proxy.answered("/deployments/name/", 1) == [504]
 
 
 def test_the_scheduler_processes_get_the_retry_settings(tmp_path, monkeypatch):
@@ -227,10 +233,11 @@ def test_the_alerts_and_heads_commands_get_prefects_retries_too(deployed, proxy_
     args = parser.parse_args(["schedule", "alerts", "--api-url", proxy.url + "/api", "--block", "drpoc-no-such-block",
                               "--dry-run"])
     assert args.func is sch_cli._cmd_schedule_alerts and args.func(args) == 3      # skipped: no such block
-    assert proxy.answered("/block_documents/filter") == [504, 503, 200]
+    assert proxy.answered("/block_documents/filter", 3) == [504, 503, 200]
 
     proxy = proxy_factory("/variables/", [(504, NOW)])
     args = parser.parse_args(["schedule", "heads", "--api-url", proxy.url + "/api", "--archive", "/nonexistent/j"])
     assert args.func(args) == 2                                                     # none recorded
-    assert proxy.answered("/variables/")[:2] == [504, 404]           # retried; then the real answer: no such variable
+    # retried; then the real answer: no such variable
+    assert proxy.answered("/variables/", 2)[:2] == [504, 404]
     capsys.readouterr()

@@ -148,6 +148,15 @@ def test_sigint_inherited_as_ignored_is_restored():
 
 
 def test_a_handled_sigint_is_left_alone():
-    before = signal.getsignal(signal.SIGINT)
-    restore_sigint()
-    assert signal.getsignal(signal.SIGINT) is before
+    # CI may run the tests themselves with SIGINT ignored (started in the background): set a handler of our own
+    original = signal.getsignal(signal.SIGINT)
+
+    def mine(signum, frame):  # pragma: no cover — never delivered
+        pass
+
+    signal.signal(signal.SIGINT, mine)
+    try:
+        restore_sigint()
+        assert signal.getsignal(signal.SIGINT) is mine
+    finally:
+        signal.signal(signal.SIGINT, original)
