@@ -31,7 +31,10 @@ def stop_processes(ctx: LabContext) -> list[str]:
     """TERM, then KILL, the publisher and every process in a lab namespace. Returns what was stopped."""
     removed: list[str] = []
     pub = ctx.read_pid("publish")
-    if pub and pid_alive(pub) and _cmdline_has(pub, "drpoc_chaos.lab.publish"):
+    # a stale pid file may name a pid the system has since given to another process: only ours is stopped
+    if not (pub and pid_alive(pub) and _cmdline_has(pub, "drpoc_chaos.lab.publish")):
+        pub = None
+    if pub:
         os.kill(pub, signal.SIGTERM)
         removed.append(f"publisher pid {pub}")
     pids = lab_processes(ctx.paths)
