@@ -1,7 +1,6 @@
 """The review model: every sample journal normalised, every bad input a clear problem, integrity from the ledger."""
 from __future__ import annotations
 
-import json
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
@@ -210,4 +209,8 @@ def test_normalise_journal_never_raises_on_junk_values():
     rec, problems = normalise_journal(junk, "junk.json")
     assert rec.run_id == "7" and rec.started is None and rec.timeline == [] and rec.verdict is None
     assert [o.name for o in rec.objectives] == ["rto_seconds"]
-    assert json.dumps([p.message for p in problems])
+    messages = [p.message for p in problems]
+    assert messages[0] == "drpoc key lacks started, ended, scope: shown as n/a"
+    for part in ("writes is a list, expected an object", "verdict is a str, expected an object",
+                 "events is a str, expected a list"):
+        assert part in messages[1], messages
