@@ -17,10 +17,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
+from ..core.clock import utc_now_iso
 from .verdicts import slug
 
 HEAD_VARIABLE_PREFIX = "drpoc-ledger-head-"
@@ -44,10 +44,6 @@ def _page_name(name: str, k: int) -> str:
     return f"{name}-p{k}"
 
 
-def _now_iso() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def record_ledger_head(archive_dir: str | os.PathLike, *, recorded_at: str | None = None) -> dict[str, Any] | None:
     """Record the current head of the archive's ledger in Prefect Variables. Returns the recorded head
     {"seq", "entry_hash", "recorded_at", "archive"}, the latest one already recorded when the head has not moved,
@@ -66,7 +62,7 @@ def record_ledger_head(archive_dir: str | os.PathLike, *, recorded_at: str | Non
     main: dict[str, Any] = found if isinstance(found, dict) else {}
     if main.get("seq") == seq and main.get("entry_hash") == entry_hash:
         return {k: main.get(k) for k in ("seq", "entry_hash", "recorded_at", "archive")}
-    rec = {"seq": seq, "entry_hash": entry_hash, "recorded_at": recorded_at or _now_iso(), "archive": archive}
+    rec = {"seq": seq, "entry_hash": entry_hash, "recorded_at": recorded_at or utc_now_iso(), "archive": archive}
     count = int(main.get("count") or 0)
     page_size, pages = int(main.get("page_size") or PAGE_SIZE), int(main.get("pages") or PAGES)
     k, idx = (count // page_size) % pages, count % page_size

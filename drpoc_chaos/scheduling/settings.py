@@ -3,8 +3,9 @@ error and the clock."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
 from pathlib import Path
+
+from ..core.clock import utc_now  # noqa: F401 — the scheduler's modules take the clock from here
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PREFECT_FILE = REPO_ROOT / "flows" / "prefect.yaml"
@@ -29,6 +30,4 @@ class SchedulingError(RuntimeError):
     """A scheduler or drill-run problem with a message meant for the operator."""
 
 
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
 
