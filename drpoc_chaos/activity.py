@@ -16,6 +16,7 @@ from typing import Any, Callable, TypeVar
 from chaoslib.exceptions import ActivityFailed, InterruptExecution
 
 from . import db, remote
+from .core.identifiers import IdentifierError, check_name, split_table
 from .inventory import InventoryError
 from .replication.status import ReplicaStatusParseError
 from .services.errors import StepFailed, Unreadable
@@ -43,6 +44,25 @@ def activity(func: F) -> F:
             raise ActivityFailed(str(exc)) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def connection_arg(func: str, value: Any) -> str | None:
+    """An optional connection-name argument: it reaches the gateway's command line, so it is checked strictly."""
+    if value is None:
+        return None
+    try:
+        return check_name(value, f"{func}: connection")
+    except IdentifierError as exc:
+        raise StepFailed(f"{exc} (fix the experiment or the --var)") from None
+
+
+def table_arg(func: str, name: str, value: Any) -> str:
+    """A `schema.table` argument: it reaches SQL, so it is checked strictly (the service quotes it too)."""
+    try:
+        split_table(value, f"{func}: {name}")
+    except IdentifierError as exc:
+        raise StepFailed(f"{exc} (fix the experiment or the --var)") from None
+    return str(value)
 
 
 def number(func: str, name: str, value: Any, *, minimum: float | None = None, integer: bool = False) -> float:

@@ -19,7 +19,7 @@ def _lab_up(args: argparse.Namespace) -> int:
                          connect_retry=args.connect_retry)
     if args.mysql_defaults:
         knobs = MYSQL_DEFAULT_KNOBS
-    result = Lab(progress=_print).up(LabSettings(knobs=knobs, esp_mode=args.esp))
+    result = Lab(progress=_print).up(LabSettings(knobs=knobs, esp_mode=args.esp, ipsec=args.ipsec))
     if not result["healthy"]:
         _print("lab is up but not healthy: " + "; ".join(result["problems"]))
         return 1
@@ -35,6 +35,7 @@ def _lab_down(args: argparse.Namespace) -> int:
 def _fmt_status(st: dict) -> str:
     lines = [f"lab: {'up' if st['up'] else 'down'}"
              + (f"   ESP: {st['esp_mode']}" if st.get("esp_mode") else "")
+             + (f"   strongSwan control: {st['ipsec_mode']}" if st.get("ipsec_mode") else "")
              + (f"   healthy: {'yes' if st['healthy'] else 'NO'}" if st["up"] else "")]
     if st.get("knobs"):
         k = st["knobs"]
@@ -123,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="use MySQL's production defaults 60/30/60 s (a drill then takes minutes)")
     up.add_argument("--esp", choices=["auto", "kernel", "libipsec"], default="auto",
                     help="ESP data path: detected by default (kernel ESP when the kernel has it)")
+    up.add_argument("--ipsec", choices=["ipsec", "swanctl"], default="ipsec",
+                    help="how the gateways run strongSwan: ipsec (starter + ipsec.conf, the seed's `ipsec` commands; "
+                         "default) or swanctl (charon + swanctl.conf over vici, as on strongSwan 6)")
     up.set_defaults(func=_lab_up)
     down = lsub.add_parser("down", help="stop every lab process and remove namespaces, mounts and links")
     down.set_defaults(func=_lab_down)

@@ -38,8 +38,8 @@ from ..db import DbError
 from ..evidence.archive import archive_journal, record_intent
 from ..inventory import Inventory, InventoryError, SshHost, resolve_secret
 from ..remote import RemoteError
-from ..services import replica
-from ..services.context import close_all, gateway_host, inventory, sql
+from ..services import gateway, replica
+from ..services.context import close_all, inventory, sql
 from ..services.errors import StepFailed
 from ..services.restore import restore as restore_estate
 from . import died, safety
@@ -204,7 +204,7 @@ def _setup(configuration: Mapping | None, secrets: Mapping | None) -> None:
         raise ValueError(f"configuration feasibility: {cfg.feasibility!r} is not one of refuse, warn, off")
     _run.cfg, _run.secrets = cfg, secrets
     _run.inv = inv = inventory(configuration)
-    gw = gateway_host(inv, inv.drill.fault_site)
+    gw = gateway.helper(inv, inv.drill.fault_site)
     if cfg.feasibility != "off":
         _check_feasibility(cfg, inv, secrets)
     if cfg.lock:
@@ -223,7 +223,7 @@ def _setup(configuration: Mapping | None, secrets: Mapping | None) -> None:
                                                          secrets=_secret_values())
             except Exception as exc:  # noqa: BLE001 — evidence of an old drill must not stop this one
                 logger.error("could not archive earlier drills that died: %s", exc)
-        _run.intent = record_intent(Path(cfg.archive_dir), _intent(cfg, gw, d, inv), secrets=_secret_values())
+        _run.intent = record_intent(Path(cfg.archive_dir), _intent(cfg, gw.host, d, inv), secrets=_secret_values())
         died.write_progress(Path(cfg.archive_dir), d.run_id, "drill_started", d.t(), fault_injected=False)
     _run.sampler = Sampler(inv, secrets, d, interval=cfg.sample_interval_seconds)
     _run.sampler.start()
@@ -281,14 +281,16 @@ def before_activity_control(context: dict, configuration: Mapping | None = None,
         raise InterruptExecution("refusing to inject a fault: the drill was not set up")
     if not _run.cfg.deadman or _run.deadman:
         return
-    host = gateway_host(_run.inv, _run.inv.drill.fault_site)
+    inv, site = _run.inv, _run.inv.drill.fault_site
+    gw = gateway.helper(inv, site)
     try:
-        _run.deadman = safety.arm_deadman(host, _run.inv.drill.connection, _run.cfg.max_outage_seconds,
-                                          _run.drill.run_id)
-    except (RemoteError, RuntimeError) as exc:
+        ike, child = gateway.names(inv, site)
+        _run.deadman = safety.arm_deadman(gw, gateway.control_of(inv, site), ike, child,
+                                          _run.cfg.max_outage_seconds, _run.drill.run_id)
+    except (RemoteError, StepFailed, RuntimeError) as exc:
         raise InterruptExecution(
-            f"refusing to inject a fault: dead-man's switch not armed on {host.name}: {exc}") from exc
-    _run.drill.event("deadman_armed", host=host.name, seconds=_run.cfg.max_outage_seconds)
+            f"refusing to inject a fault: dead-man's switch not armed on {gw.host.name}: {exc}") from exc
+    _run.drill.event("deadman_armed", host=gw.host.name, seconds=_run.cfg.max_outage_seconds)
 
 
 def after_activity_control(context: dict, state: dict, configuration: Mapping | None = None,
@@ -388,7 +390,7 @@ def _finish(journal: dict) -> None:
     seen: set[str] | None = None
     if _run.inv is not None and not _run.setup_error:
         restore = _restore(notes, d, cfg, _run.inv)
-        gw = gateway_host(_run.inv, _run.inv.drill.fault_site)
+        gw = gateway.helper(_run.inv, _run.inv.drill.fault_site)
         if _run.deadman:
             try:
                 dm = safety.disarm_deadman(gw, d.run_id)
@@ -400,8 +402,8 @@ def _finish(journal: dict) -> None:
                 elif (dm.get("record") or {}).get("checked_at"):
                     notes.append(f"the dead-man's switch reached its deadline at {dm['record']['checked_at']}, "
                                  f"found the tunnel healthy and left it alone")
-            except RemoteError as exc:
-                notes.append(f"could not disarm the dead-man's switch on {gw.name}: {exc}")
+            except (RemoteError, StepFailed) as exc:
+                notes.append(f"could not disarm the dead-man's switch on {gw.host.name}: {exc}")
         # every acknowledged write must be on the replica: wait for catch-up, then read back this run's rows
         if d.writes:
             try:
@@ -439,9 +441,9 @@ def _finish(journal: dict) -> None:
                 not_started=(_run.cause or "setup-error", _run.setup_error) if _run.setup_error else None)
     if _run.lock and _run.inv is not None and _run.lock.get("state") in ("acquired", "taken-over"):
         try:
-            safety.release_lock(gateway_host(_run.inv, _run.inv.drill.fault_site), d.run_id)
+            safety.release_lock(gateway.helper(_run.inv, _run.inv.drill.fault_site), d.run_id)
             _run.lock["released"] = True
-        except RemoteError as exc:
+        except (RemoteError, StepFailed) as exc:
             notes.append(f"could not release the drill lock: {exc}")
     result = DrillResult(
         run_id=d.run_id, scenario=cfg.scenario, title=journal.get("experiment", {}).get("title"),
@@ -478,7 +480,8 @@ def _roles() -> dict[str, Any]:
     if _run.inv is None:
         return {}
     return {"fault_site": _run.inv.drill.fault_site, "peer_site": _run.inv.drill.peer_site,
-            "source": _run.inv.source.host, "replica": _run.inv.replica.host}
+            "source": _run.inv.source.host, "replica": _run.inv.replica.host,
+            "gateways": gateway.controls(_run.inv)}
 
 
 def _secret_values() -> list[str]:
@@ -509,6 +512,6 @@ def _archive(journal: dict, cfg: DrillConfig, d: drill_state.Drill) -> None:
     died.forget_progress(Path(cfg.archive_dir), d.run_id)
     if _run.deadman and _run.inv is not None:
         try:
-            safety.forget_deadman_record(gateway_host(_run.inv, _run.inv.drill.fault_site), d.run_id)
-        except RemoteError as exc:
+            safety.forget_deadman_record(gateway.helper(_run.inv, _run.inv.drill.fault_site), d.run_id)
+        except (RemoteError, StepFailed) as exc:
             logger.debug("could not remove the switch's record: %s", exc)

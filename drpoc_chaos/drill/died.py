@@ -19,6 +19,7 @@ from ..core.model import DrillResult
 from ..core.verdict import Verdict
 from ..evidence.archive import archive_journal, unfinished_intents
 from ..remote import RemoteError
+from ..services.errors import StepFailed
 from . import safety
 
 logger = logging.getLogger("chaostoolkit")
@@ -128,9 +129,9 @@ def close_unfinished(archive_dir: Path, *, detected_by: str, gateway=None, exclu
                      recover: Mapping[str, Any] | None = None, secrets: Iterable[str] = (),
                      say: Callable[[str], None] = logger.info) -> list[dict[str, Any]]:
     """Archive a "died" journal for every intent in `archive_dir` with no outcome (except runs in `exclude`) that
-    belongs to `gateway` (the fault-side SshHost; None: every intent). Only call this while holding the drill lock
-    of that gateway, or after `drpoc recover`: then no drill of those intents can still be running. Returns what
-    was archived."""
+    belongs to `gateway` (the fault-side gateway's GatewayHelper; None: every intent). Only call this while holding
+    the drill lock of that gateway, or after `drpoc recover`: then no drill of those intents can still be running.
+    Returns what was archived."""
     archive_dir = Path(archive_dir)
     if not archive_dir.is_dir():
         return []
@@ -141,14 +142,16 @@ def close_unfinished(archive_dir: Path, *, detected_by: str, gateway=None, exclu
         if not run_id or run_id in skip:
             continue
         gw = intent.get("gateway") if isinstance(intent.get("gateway"), dict) else {}
-        if gateway is not None and gw and (gw.get("address"), gw.get("port")) != (gateway.address, gateway.port):
+        if gateway is not None and gw and (gw.get("address"), gw.get("port")) != (gateway.host.address,
+                                                                               gateway.host.port):
             continue  # another estate's drill, archived in the same place: not ours to judge
         deadman = None
         if gateway is not None:
             try:
                 deadman = safety.deadman_record(gateway, run_id)
-            except RemoteError as exc:
-                say(f"drill {run_id[:8]}: could not read its dead-man's switch record on {gateway.name}: {exc}")
+            except (RemoteError, StepFailed) as exc:
+                say(f"drill {run_id[:8]}: could not read its dead-man's switch record on {gateway.host.name}: "
+                    f"{exc}")
         journal = died_journal(intent, detected_by=detected_by, progress=read_progress(archive_dir, run_id),
                                deadman=deadman, recover=recover)
         entry = archive_journal(journal, archive_dir, secrets=secrets)
@@ -156,7 +159,7 @@ def close_unfinished(archive_dir: Path, *, detected_by: str, gateway=None, exclu
         if gateway is not None and deadman is not None:
             try:
                 safety.forget_deadman_record(gateway, run_id)
-            except RemoteError:
+            except (RemoteError, StepFailed):
                 pass
         say(f"drill {run_id[:8]} ({intent.get('scenario')}) started {intent.get('started')} had died: archived "
             f"as {entry.file}")

@@ -11,7 +11,9 @@ from typing import Any, Callable
 
 from ..inventory import Inventory
 from ..remote import RemoteError
-from ..services.context import close_all, gateway_host, inventory
+from ..services import gateway
+from ..services.context import close_all, inventory
+from ..services.errors import StepFailed
 from ..services.restore import restore
 from . import died, safety
 
@@ -27,17 +29,17 @@ def recover(inventory_path: str | None = None, timeout: float = 90, release_lock
     filters), which this layer does not know about."""
     inv = inventory({"inventory": inventory_path} if inventory_path else {})
     out: dict[str, Any] = {"inventory": str(inv.path), "ok": True}
-    gw = gateway_host(inv, inv.drill.fault_site)
+    gw = gateway.helper(inv, inv.drill.fault_site)
     holder = None
     try:
         holder = safety.lock_holder(gw)
         if holder:
-            say(f"drill lock on {gw.name} held by run {str(holder.get('run_id', '?'))[:8]} "
+            say(f"drill lock on {gw.host.name} held by run {str(holder.get('run_id', '?'))[:8]} "
                 f"({holder.get('scenario', '?')}) from {holder.get('controller', '?')}")
         dm = safety.disarm_deadman(gw)
         out["deadman"] = dm
-        say(f"dead-man's switch on {gw.name}: " + ("disarmed" if dm["disarmed"] else "none armed"))
-    except RemoteError as exc:
+        say(f"dead-man's switch on {gw.host.name}: " + ("disarmed" if dm["disarmed"] else "none armed"))
+    except (RemoteError, StepFailed) as exc:
         out.update(ok=False, deadman=f"could not check: {exc}")
         say(f"dead-man's switch: could not check ({exc})")
     if undo_emulated_faults is not None:
@@ -58,9 +60,9 @@ def recover(inventory_path: str | None = None, timeout: float = 90, release_lock
     if release_lock:
         try:
             if holder and safety.release_lock(gw):
-                say(f"drill lock on {gw.name} released (held by run {str(holder.get('run_id', '?'))[:8]})")
+                say(f"drill lock on {gw.host.name} released (held by run {str(holder.get('run_id', '?'))[:8]})")
             out["lock_released"] = bool(holder)
-        except RemoteError as exc:
+        except (RemoteError, StepFailed) as exc:
             say(f"drill lock: could not check ({exc})")
     close_all()
     return out

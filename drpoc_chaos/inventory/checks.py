@@ -18,8 +18,19 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal, NoReturn, overload
 
+from ..core.identifiers import ROLE_WORDS, address_problem, login_problem, name_problem, sql_ident_problem
 from ..core.secret_shapes import is_secret_key
-from .models import DrillTarget, Gateway, Inventory, InventoryError, MysqlEndpoint, Site, SshHost
+from .models import (
+    CONTROLS,
+    DEFAULT_HELPER_PATH,
+    DrillTarget,
+    Gateway,
+    Inventory,
+    InventoryError,
+    MysqlEndpoint,
+    Site,
+    SshHost,
+)
 from .secrets import _ENV_NAME_RE, _WHAT, _WHAT_SHORT, SECRET_KINDS, _plausible_name
 
 FORMAT_VERSION = 1
@@ -30,7 +41,7 @@ _SSH_KEYS = {"user", "sudo", "key_file", "known_hosts", "connect_timeout", "comm
 _HOST_KEYS = _SSH_KEYS | {"address", "port"}
 _MYSQL_DEFAULT_KEYS = {"user", "password", "database", "connect_timeout", "read_timeout", "write_timeout", "port"}
 _MYSQL_KEYS = _MYSQL_DEFAULT_KEYS | {"address", "via"}
-_GATEWAY_KEYS = {"host", "connection", "local_subnet", "remote_subnet"}
+_GATEWAY_KEYS = {"host", "connection", "child", "control", "helper", "local_subnet", "remote_subnet"}
 _DATABASE_KEYS = {"role", "host", "mysql"}
 _DRILL_KEYS = {"connection", "fault_site", "peer_site"}
 _MISSING = object()
@@ -97,6 +108,20 @@ class _Checker:
             self.fail(key, f"must be a non-empty string, not {_show(value, key)}",
                       "quote it if YAML read it as something else")
         return value.strip()
+
+    @overload
+    def name(self, value: Any, key: str, what: str, required: Literal[True] = ...) -> str: ...
+    @overload
+    def name(self, value: Any, key: str, what: str, required: bool) -> str | None: ...
+    def name(self, value: Any, key: str, what: str, required: bool = True) -> str | None:
+        """A connection/child/host/site name: it reaches a gateway's command line, so it is checked strictly."""
+        text = self.string(value, key, required)
+        if text is None:
+            return None
+        problem = name_problem(text)
+        if problem:
+            self.fail(key, f"{what} {_show(text, key)} {problem}", "rename it (in strongSwan's config too)")
+        return text
 
     def port(self, value, key: str, default: int | None = None) -> int:
         if value is None or value is _MISSING:
@@ -199,6 +224,7 @@ class _Checker:
         hosts: dict[str, SshHost] = {}
         for name, entry in raw.items():
             key = f"hosts.{name}"
+            self.name(name, key, "host name")
             entry = self.mapping(entry, key, _HOST_KEYS)
 
             def pick(k: str, entry: dict[str, Any] = entry, key: str = key) -> tuple[Any, str]:  # bound now (B023)
@@ -216,9 +242,9 @@ class _Checker:
             command_timeout, tkey = pick("command_timeout")
             hosts[name] = SshHost(
                 name=name,
-                address=self.string(entry.get("address", _MISSING), f"{key}.address"),
+                address=self.address(entry.get("address", _MISSING), f"{key}.address"),
                 port=self.port(entry.get("port"), f"{key}.port", default=22),
-                user=self.string(user, ukey),
+                user=self.login(user, ukey),
                 sudo=self.boolean(sudo, skey, True),
                 key_file=self.file_path(key_file, kkey) if key_file is not _MISSING else None,
                 known_hosts=self.file_path(known_hosts, hkey) if known_hosts is not _MISSING else None,
@@ -248,6 +274,29 @@ class _Checker:
 
         return {name: resolve(name) for name in hosts}
 
+    def address(self, value, key: str) -> str:
+        text = self.string(value, key)
+        problem = address_problem(text)
+        if problem:
+            self.fail(key, f"{_show(text, key)} {problem}", "write an IP address or a DNS name")
+        return text
+
+    def login(self, value, key: str) -> str:
+        text = self.string(value, key)
+        problem = login_problem(text)
+        if problem:
+            self.fail(key, f"{_show(text, key)} {problem}", "write the login name as on the host")
+        return text
+
+    def helper_path(self, value, key: str) -> str:
+        text = self.string(value, key, required=False)
+        if text is None:
+            return DEFAULT_HELPER_PATH
+        if not text.startswith("/") or not all(p and name_problem(p) is None for p in text[1:].split("/")):
+            self.fail(key, f"{_show(text, key)} is not an absolute path of plain names",
+                      f"write where the helper is installed, e.g. {DEFAULT_HELPER_PATH}")
+        return text
+
     def known_host(self, name, key: str, hosts: dict) -> str:
         name = self.string(name, key)
         if name not in hosts:
@@ -265,14 +314,26 @@ class _Checker:
         roles: dict[str, list[str]] = {r: [] for r in ROLES}
         for name, entry in raw.items():
             key = f"sites.{name}"
+            self.name(name, key, "site name")
+            if name in ROLE_WORDS:
+                self.fail(key, f"site name {name!r} is a role word (experiments say {', '.join(ROLE_WORDS)} "
+                          "for the drill's roles)", "name the site after the place, e.g. aws or dc1")
             entry = self.mapping(entry, key, {"gateway", "database"})
             gw = self.mapping(entry.get("gateway", _MISSING), f"{key}.gateway", _GATEWAY_KEYS)
+            connection = self.name(gw.get("connection", _MISSING), f"{key}.gateway.connection", "connection")
+            control = self.string(gw.get("control"), f"{key}.gateway.control", required=False) or "auto"
+            if control not in CONTROLS:
+                self.fail(f"{key}.gateway.control", f"{_show(control)} is not one of {', '.join(CONTROLS)}",
+                          "write ipsec (stroke, ipsec.conf), swanctl (vici, swanctl.conf) or auto")
             gateway = Gateway(
                 site=name,
                 host=self.known_host(gw.get("host", _MISSING), f"{key}.gateway.host", hosts),
-                connection=self.string(gw.get("connection", _MISSING), f"{key}.gateway.connection"),
+                connection=connection,
                 local_subnet=self.subnet(gw.get("local_subnet", _MISSING), f"{key}.gateway.local_subnet"),
                 remote_subnet=self.subnet(gw.get("remote_subnet", _MISSING), f"{key}.gateway.remote_subnet"),
+                child=self.name(gw.get("child"), f"{key}.gateway.child", "child", required=False) or connection,
+                control=control,
+                helper=self.helper_path(gw.get("helper"), f"{key}.gateway.helper"),
             )
             database = self.build_database(name, entry.get("database", _MISSING), mysql_defaults, hosts)
             roles[database.role].append(name)
@@ -305,13 +366,17 @@ class _Checker:
             self.fail(f"{key}.mysql.password", "no password reference",
                       "set password: {file: PATH}, {env: NAME} or {secret: NAME} in mysql_defaults or the mysql block")
         database, dkey = pick("database")
+        if database is not _MISSING and database is not None:
+            problem = sql_ident_problem(database)
+            if problem:
+                self.fail(dkey, f"{_show(database, dkey)} {problem}", "write the schema's name")
         port, portkey = pick("port")
         via = mysql.get("via")
         return MysqlEndpoint(
             site=site,
             role=role,
             host=self.known_host(db.get("host", _MISSING), f"{key}.host", hosts),
-            address=self.string(mysql.get("address", _MISSING), f"{key}.mysql.address"),
+            address=self.address(mysql.get("address", _MISSING), f"{key}.mysql.address"),
             port=self.port(port, portkey, default=3306),
             user=self.string(user, ukey),
             password_ref=self.password_ref(password, pkey),
@@ -338,6 +403,6 @@ class _Checker:
             self.fail("drill.peer_site", f"{peer!r} is not a site", f"use one of {', '.join(sorted(sites))}")
         if peer == fault:
             self.fail("drill.peer_site", "is the same site as drill.fault_site", "name the other site")
-        connection = self.string(drill.get("connection"), "drill.connection", required=False) \
+        connection = self.name(drill.get("connection"), "drill.connection", "connection", required=False) \
             or sites[fault].gateway.connection
         return DrillTarget(connection=connection, fault_site=fault, peer_site=peer)

@@ -57,15 +57,29 @@ class SshHost:
         return f"{self.name} [{self.address}]:{self.port}"
 
 
+CONTROLS = ("ipsec", "swanctl", "auto")
+DEFAULT_HELPER_PATH = "/usr/local/sbin/drpoc-gw"
+
+
 @dataclass(frozen=True)
 class Gateway:
-    """A site's VPN gateway: `host` names an entry of `Inventory.hosts`; `connection` is the ipsec conn name."""
+    """A site's VPN gateway: `host` names an entry of `Inventory.hosts`; `connection` is the IKE connection's name
+    (the ipsec.conf `conn`, or the swanctl.conf `connections` entry) and `child` its CHILD_SA's (the same in
+    ipsec.conf; may differ in swanctl.conf). `control` says which tool drives it: `ipsec` (stroke), `swanctl`
+    (vici) or `auto` (asked on first contact); `helper` is where the drill's gateway helper is installed."""
 
     site: str
     host: str
     connection: str
     local_subnet: str
     remote_subnet: str
+    child: str = ""
+    control: str = "auto"
+    helper: str = DEFAULT_HELPER_PATH
+
+    def __post_init__(self) -> None:
+        if not self.child:
+            object.__setattr__(self, "child", self.connection)
 
 
 @dataclass(frozen=True)
@@ -132,6 +146,22 @@ class Inventory:
                 return site.database
         raise InventoryError(f"no {role} database", path=self.path, key="sites")  # excluded by validation
 
+    def resolve_site(self, word: str | None, default: str = "fault") -> str:
+        """A probe's `site` argument → a site name. A site's own name, or a role word: `fault` / `peer` (the drill's
+        fault side and the other side), `source` / `replica` (the sites of the two databases). None → `default`.
+        Experiments use role words, so they run unchanged on inventories whatever their sites are called."""
+        word = default if word is None else word
+        roles = {"fault": self.drill.fault_site, "peer": self.drill.peer_site,
+                 "source": self.source.site, "replica": self.replica.site}
+        if word in roles:
+            return roles[word]
+        if isinstance(word, str) and word in self.sites:
+            return word
+        shown = repr(word) if isinstance(word, str) and len(word) <= 64 else "this value"
+        raise InventoryError(
+            f"no site {shown}", path=self.path, key="sites",
+            fix=f"use a role ({', '.join(roles)}) or one of the sites: {', '.join(sorted(self.sites))}")
+
     def site(self, name: str) -> Site:
         """The site called `name`; unknown → InventoryError listing the known sites."""
         try:
@@ -173,6 +203,8 @@ class Inventory:
                 for name, site in self.sites.items()
             },
             "connections": {name: site.gateway.connection for name, site in self.sites.items()},
+            "children": {name: site.gateway.child for name, site in self.sites.items()},
+            "controls": {name: site.gateway.control for name, site in self.sites.items()},
             "source": endpoint(self.source),
             "source_site": self.source.site,
             "replica": endpoint(self.replica),

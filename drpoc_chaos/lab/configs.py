@@ -2,7 +2,17 @@
 over /etc inside each host's own mount namespace, so the machine's own /etc is never changed."""
 from __future__ import annotations
 
-from .topology import CONNECTION, GATEWAYS, HOSTS, LOGIN_UID, LOGIN_USER, NOSUDO_UID, NOSUDO_USER, ReplicaKnobs
+from .topology import (
+    CONNECTION,
+    GATEWAYS,
+    HELPER_DIR,
+    HOSTS,
+    LOGIN_UID,
+    LOGIN_USER,
+    NOSUDO_UID,
+    NOSUDO_USER,
+    ReplicaKnobs,
+)
 
 
 def ipsec_conf(site: str) -> str:
@@ -37,9 +47,57 @@ def ipsec_secrets(site: str, psk: str) -> str:
     return f'{g["wan_ip"]} {g["peer_ip"]} : PSK "{psk}"\n'
 
 
-def strongswan_conf(libipsec: bool) -> str:
+def swanctl_conf(site: str, psk: str, child: str) -> str:
+    """The same tunnel as ipsec_conf(), written for swanctl (strongSwan 6 style): same addresses, connection name,
+    PSK and proposals; the child named `child`. On-prem initiates when the config is loaded, AWS answers."""
+    g = GATEWAYS[site]
+    start = "start" if g["auto"] == "start" else "none"
+    return f"""# drpoc lab: {g['host']} ({site} side of the seed's site-to-site VPN), swanctl.conf
+connections {{
+    {CONNECTION} {{
+        version = 2
+        local_addrs = {g['wan_ip']}
+        remote_addrs = {g['peer_ip']}
+        proposals = aes256-sha256-modp2048
+        encap = yes
+        dpd_delay = 10s
+        unique = replace
+        # one keying try: a failing initiation gives up after one round of retransmits (~14 s), not ~45 s
+        keyingtries = 1
+        local {{
+            auth = psk
+            id = {g['wan_ip']}
+        }}
+        remote {{
+            auth = psk
+            id = {g['peer_ip']}
+        }}
+        children {{
+            {child} {{
+                local_ts = {g['local']}
+                remote_ts = {g['remote']}
+                esp_proposals = aes256-sha256
+                dpd_action = restart
+                start_action = {start}
+            }}
+        }}
+    }}
+}}
+secrets {{
+    ike-lab {{
+        id-local = {g['wan_ip']}
+        id-remote = {g['peer_ip']}
+        secret = "{psk}"
+    }}
+}}
+"""
+
+
+def strongswan_conf(libipsec: bool, mode: str = "ipsec") -> str:
     # Debian's snippets come first; our settings after them win. kernel-libipsec does ESP in user space over a TUN
-    # device when the kernel has no ESP (docs/LAB.md); Debian ships it with load = no.
+    # device when the kernel has no ESP (docs/LAB.md); Debian ships it with load = no. In swanctl mode the stroke
+    # plugin is off, as on a strongSwan 6 build: only vici (swanctl) can drive the daemon.
+    stroke = "\n        stroke {\n            load = no\n        }" if mode == "swanctl" else ""
     return f"""# drpoc lab strongswan.conf
 charon {{
     load_modular = yes
@@ -59,7 +117,7 @@ charon {{
         include strongswan.d/charon/*.conf
         kernel-libipsec {{
             load = {'yes' if libipsec else 'no'}
-        }}
+        }}{stroke}
     }}
 }}
 swanctl {{
@@ -144,8 +202,11 @@ def user_database(passwd: str, group: str, home: str) -> tuple[str, str, str]:
 
 
 def sudoers() -> str:
-    return (f"# drpoc lab: the operator has passwordless sudo, the other user must type a password\n"
-            f"{LOGIN_USER} ALL=(ALL:ALL) NOPASSWD: ALL\n"
+    # Exactly the rule docs/REAL_HOSTS.md documents: the drill user may run the gateway helper as root and nothing
+    # else (the helper exists on the gateways only). The other user must type a password for anything.
+    return (f"# drpoc lab: the drill user may run the gateway helper, nothing else; the other user must type a "
+            f"password\n"
+            f"{LOGIN_USER} ALL=(root) NOPASSWD: {HELPER_DIR}/drpoc-gw\n"
             f"{NOSUDO_USER} ALL=(ALL:ALL) ALL\n")
 
 

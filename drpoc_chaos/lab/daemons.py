@@ -31,7 +31,10 @@ def start_sshd(ctx: LabContext, host: str) -> None:
     spawn(ctx, host, f"sshd-{host}", [which("sshd") or "/usr/sbin/sshd", "-D", "-e", "-f", str(cfg)])
 
 
-def start_strongswan(ctx: LabContext) -> None:
+def start_strongswan(ctx: LabContext, mode: str = "ipsec") -> None:
+    if mode == "swanctl":
+        start_charon_swanctl(ctx)
+        return
     # AWS answers (auto=add) and must have loaded the conn before on-prem initiates (docs/LAB.md, trap 1):
     # `ipsec start` returns before the config is loaded, so wait for the conn to be listed.
     for site in ("aws", "onprem"):
@@ -50,6 +53,30 @@ def start_strongswan(ctx: LabContext) -> None:
         if pid:
             ctx.write_pid(f"charon-{host}", pid)
     ctx.say("strongSwan charon started on both gateways (AWS answers, on-prem initiates)")
+
+
+def start_charon_swanctl(ctx: LabContext) -> None:
+    """strongSwan the way strongSwan 6 gateways run it: charon started directly (no starter, stroke plugin off) and
+    the connection loaded over vici with `swanctl --load-all`. AWS loads first (it only answers), then on-prem,
+    whose child has start_action = start and initiates as it loads."""
+    charon = which("charon", extra=["/usr/lib/ipsec", "/usr/libexec/ipsec"]) or "/usr/lib/ipsec/charon"
+    for site in ("aws", "onprem"):
+        host = GATEWAYS[site]["host"]
+        spawn(ctx, host, f"charon-{host}", [charon])
+
+        def vici_up(host: str = host) -> bool:  # this gateway, bound now (B023)
+            return ctx.exec_in(host, ["swanctl", "--stats"], check=False, timeout=10).returncode == 0
+
+        if not wait_until(vici_up, 15, 0.05)[0]:
+            raise LabError(f"lab host {host}: charon's vici socket did not answer within 15s; see "
+                           f"{ctx.paths.run / f'charon-{host}.log'}")
+        r = ctx.exec_in(host, ["swanctl", "--load-all"], check=False, timeout=20)
+        if r.returncode != 0 or f"loaded connection '{CONNECTION}'" not in r.stdout:
+            said = [line for line in (r.stdout + r.stderr).splitlines() if not line.startswith("plugin '")]
+            raise LabError(f"lab host {host}: `swanctl --load-all` did not load connection {CONNECTION}: "
+                           + " | ".join(said[-4:]))
+    ctx.say("strongSwan charon started on both gateways, swanctl.conf loaded over vici (AWS answers, on-prem "
+            "initiates)")
 
 
 def _host_pid_file(ctx: LabContext, host: str, path: str) -> int | None:

@@ -1,5 +1,7 @@
-"""Is the lab up and working? Read-only checks, asked the way an operator would: `ipsec statusall` on each gateway
-and `SHOW REPLICA STATUS` on the replica (parsed by the project's own parsers), the daemons' PIDs, the WAN counters.
+"""Is the lab up and working? Read-only checks, asked the way an operator would: the tunnel's status on each gateway
+through the drill's own gateway helper with the lab's control (`ipsec statusall`, or `swanctl --list-sas` in
+swanctl mode) and `SHOW REPLICA STATUS` on the replica (parsed by the project's own parsers), the daemons' PIDs,
+the WAN counters.
 
 `check` is what `lab up` waits for and what `lab status` shows: healthy means the five namespaces exist, every
 daemon runs, the tunnel is up on both gateways and the replica's IO and SQL threads run.
@@ -10,34 +12,47 @@ import json
 
 from ..core.clock import wait_until
 from ..replication.status import ReplicaStatusParseError, parse_replica_status_text
-from ..vpn.status import VpnStatusParseError, parse_ipsec_statusall
+from ..services.gateway_helper import SCRIPT_NAME
+from ..vpn.status import VpnStatusParseError, parse_ipsec_statusall, parse_swanctl_list_sas
 from .context import LabContext, netns_exists
 from .system import LabError, pid_alive, run
 from .topology import (
     CONNECTION,
     DATABASES,
     GATEWAYS,
+    HELPER_DIR,
     HOSTS,
     HOSTS_BY_NAME,
     LAB_HOST_NAMES,
+    SWANCTL_CHILD,
     published_ports,
 )
 
 
-def tunnel_state(ctx: LabContext, host: str) -> dict:
+def ipsec_mode(ctx: LabContext) -> str:
+    """The running lab's control: ipsec or swanctl (lab.json; ipsec for a lab built before modes existed)."""
+    return str(ctx.read_state().get("ipsec_mode") or "ipsec")
+
+
+def tunnel_state(ctx: LabContext, host: str, mode: str | None = None) -> dict:
     site = HOSTS_BY_NAME[host].site
     if site is None:
         raise ValueError(f"lab host {host} is not a VPN gateway")
-    r = ctx.exec_in(host, ["ipsec", "statusall"], check=False, timeout=10)
+    mode = mode or ipsec_mode(ctx)
+    r = ctx.exec_in(host, [f"{HELPER_DIR}/{SCRIPT_NAME}", "status", mode], check=False, timeout=10)
     if r.returncode != 0:
-        return {"state": "unknown", "error": (r.stderr or r.stdout).strip()[:200] or f"exit {r.returncode}"}
+        said = [line for line in (r.stderr or r.stdout).splitlines() if not line.startswith("plugin '")]
+        return {"state": "unknown", "error": " ".join(said).strip()[:200] or f"exit {r.returncode}"}
     try:
-        st = parse_ipsec_statusall(r.stdout)
+        st = parse_ipsec_statusall(r.stdout) if mode == "ipsec" else parse_swanctl_list_sas(r.stdout)
     except VpnStatusParseError as exc:
         return {"state": "unknown", "error": str(exc)}
     g = GATEWAYS[site]
-    return {"state": st.tunnel_state(CONNECTION, [g["local"]], [g["remote"]]),
-            "sas": f"{st.up_count} up, {st.connecting_count} connecting"}
+    child = SWANCTL_CHILD if mode == "swanctl" else CONNECTION
+    state = st.tunnel_state(CONNECTION, [g["local"]], [g["remote"]], child_name=child)
+    sas = (f"{st.up_count} up, {st.connecting_count} connecting" if mode == "ipsec"
+           else f"{len(st.ike_sas)} IKE_SA(s)")
+    return {"state": state, "sas": sas, "control": mode}
 
 
 def replica_state(ctx: LabContext) -> dict:
@@ -88,7 +103,7 @@ def daemon_states(ctx: LabContext) -> dict:
     return out
 
 
-def check(ctx: LabContext) -> dict:
+def check(ctx: LabContext, mode: str | None = None) -> dict:
     problems = []
     hosts = {h: netns_exists(h) for h in LAB_HOST_NAMES}
     problems += [f"namespace {h} missing" for h, ok in hosts.items() if not ok]
@@ -97,7 +112,8 @@ def check(ctx: LabContext) -> dict:
                 "replica": {}}
     daemons = daemon_states(ctx)
     problems += [f"{d} not running" for d, ok in daemons.items() if not ok]
-    tunnels = {GATEWAYS[s]["host"]: tunnel_state(ctx, GATEWAYS[s]["host"]) for s in ("aws", "onprem")}
+    mode = mode or ipsec_mode(ctx)
+    tunnels = {GATEWAYS[s]["host"]: tunnel_state(ctx, GATEWAYS[s]["host"], mode) for s in ("aws", "onprem")}
     problems += [f"tunnel on {h} is {t['state']}" for h, t in tunnels.items() if t["state"] != "up"]
     replica = replica_state(ctx) if daemons.get("mariadbd@onprem-db") else {}
     if replica.get("io") != "Yes" or replica.get("sql") != "Yes":
@@ -106,9 +122,9 @@ def check(ctx: LabContext) -> dict:
             "tunnels": tunnels, "replica": replica}
 
 
-def wait_healthy(ctx: LabContext, timeout: float) -> None:
+def wait_healthy(ctx: LabContext, timeout: float, mode: str | None = None) -> None:
     """Until healthy and the replica has received testdb.ping (the source's bootstrap reached it)."""
-    healthy, h = wait_until(lambda: check(ctx), timeout, 0.2,
+    healthy, h = wait_until(lambda: check(ctx, mode), timeout, 0.2,
                             done=lambda h: bool(h["healthy"] and h["replica"].get("ping_table")))
     if not healthy:
         raise LabError("the lab did not become healthy within {:.0f}s: {}".format(
@@ -122,6 +138,7 @@ def status(ctx: LabContext) -> dict:
     state = ctx.read_state()
     h = check(ctx)
     return {"up": ctx.paths.lab_json.exists(), "esp_mode": state.get("esp_mode"), "knobs": state.get("knobs"),
+            "ipsec_mode": state.get("ipsec_mode") or ("ipsec" if state else None),
             "inventory": str(ctx.paths.inventory) if ctx.paths.inventory.exists() else None,
             "published": [{"port": lp, "host": host, "service": "ssh" if tp == 22 else "mysql"}
                           for lp, host, tp in published_ports()],

@@ -3,17 +3,19 @@
 
 Shared by all hosts (under the run directory): passwd, group and shadow with the lab's two login users added, and a
 sudoers.d file. Per host (under the state directory, hosts/<host>/etc): hosts and sshd_config; on a gateway
-ipsec.conf, ipsec.secrets and strongswan.conf; on a database host the whole mysql/ directory with its my.cnf.
-The text of every file comes from configs.py.
+ipsec.conf, ipsec.secrets, strongswan.conf and a swanctl/ directory (swanctl.conf), plus the drill's gateway helper
+(hosts/<host>/sbin, over /usr/local/sbin); on a database host the whole mysql/ directory with its my.cnf.
+The text of every file comes from configs.py (the helper's from the package).
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+from ..services.gateway_helper import SCRIPT_NAME, script_text
 from . import configs
 from .context import LabContext
-from .topology import DATABASES, HOSTS, Host, LabSettings, Paths
+from .topology import DATABASES, HELPER_DIR, HOSTS, Host, LabSettings, Paths
 
 
 def write_host_files(ctx: LabContext, settings: LabSettings, libipsec: bool) -> None:
@@ -41,12 +43,34 @@ def write_host_files(ctx: LabContext, settings: LabSettings, libipsec: bool) -> 
             (d / "ipsec.conf").write_text(configs.ipsec_conf(h.site))
             (d / "ipsec.secrets").write_text(configs.ipsec_secrets(h.site, ctx.secret("psk")))
             os.chmod(d / "ipsec.secrets", 0o600)
-            (d / "strongswan.conf").write_text(configs.strongswan_conf(libipsec))
+            (d / "strongswan.conf").write_text(configs.strongswan_conf(libipsec, settings.ipsec))
+            sw = d / "swanctl"
+            for sub in ("conf.d", "x509", "x509ca", "private", "rsa", "ecdsa", "pkcs8", "pkcs12", "pubkey"):
+                (sw / sub).mkdir(parents=True, exist_ok=True)
+            conf = configs.swanctl_conf(h.site, ctx.secret("psk"), settings.child()) \
+                if settings.ipsec == "swanctl" else "# drpoc lab: this gateway runs ipsec.conf (stroke)\n"
+            (sw / "swanctl.conf").write_text(conf)
+            os.chmod(sw / "swanctl.conf", 0o600)
+            install_helper(p, h.name)
         if h.role == "database" and h.site is not None:  # every database is in a site
             db = DATABASES[h.site]
             (d / "mysql").mkdir(exist_ok=True)
             (d / "mysql" / "my.cnf").write_text(configs.mariadb_cnf(
                 h.name, str(p.datadir(h.name)), db["server_id"], db["role"], settings.knobs))
+
+
+def install_helper(p: Paths, host: str) -> Path:
+    """The gateway helper as a real gateway has it: root-owned, 0755, in a root-owned directory (a helper the drill
+    user could edit would be root for the drill user)."""
+    sbin = p.host_sbin(host)
+    sbin.mkdir(parents=True, exist_ok=True)
+    os.chmod(sbin, 0o755)
+    target = sbin / SCRIPT_NAME
+    tmp = target.with_suffix(".tmp")
+    tmp.write_text(script_text())
+    os.chmod(tmp, 0o755)
+    tmp.replace(target)
+    return target
 
 
 def etc_binds(p: Paths, h: Host) -> list[tuple[Path, str]]:
@@ -57,7 +81,8 @@ def etc_binds(p: Paths, h: Host) -> list[tuple[Path, str]]:
              (p.shared_etc / "sudoers.d", "/etc/sudoers.d")]
     if h.role == "gateway":
         binds += [(d / "ipsec.conf", "/etc/ipsec.conf"), (d / "ipsec.secrets", "/etc/ipsec.secrets"),
-                  (d / "strongswan.conf", "/etc/strongswan.conf")]
+                  (d / "strongswan.conf", "/etc/strongswan.conf"), (d / "swanctl", "/etc/swanctl"),
+                  (p.host_sbin(h.name), HELPER_DIR)]
     if h.role == "database":
         binds += [(d / "mysql", "/etc/mysql")]
     return binds

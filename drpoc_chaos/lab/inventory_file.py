@@ -6,17 +6,19 @@ from __future__ import annotations
 
 import yaml
 
-from .topology import CONNECTION, DATABASES, GATEWAYS, HOSTS, HOSTS_BY_NAME, LOGIN_USER, Paths
+from .topology import CONNECTION, DATABASES, GATEWAYS, HOSTS, HOSTS_BY_NAME, LOGIN_USER, SWANCTL_CHILD, Paths
 
 
-def write_inventory(p: Paths) -> None:
+def write_inventory(p: Paths, mode: str = "ipsec") -> None:
+    """`mode` is the lab's control (ipsec or swanctl): the inventory says it, and names the child in swanctl mode."""
     hosts = {h.name: {"address": "127.0.0.1", "port": h.ssh_port} for h in HOSTS if h.ssh_port}
     sites = {}
     for site in ("aws", "onprem"):
         g, db = GATEWAYS[site], DATABASES[site]
         sites[site] = {
-            "gateway": {"host": g["host"], "connection": CONNECTION, "local_subnet": g["local"],
-                        "remote_subnet": g["remote"]},
+            "gateway": {"host": g["host"], "connection": CONNECTION,
+                        **({"child": SWANCTL_CHILD} if mode == "swanctl" else {}), "control": mode,
+                        "local_subnet": g["local"], "remote_subnet": g["remote"]},
             "database": {"role": db["role"], "host": db["host"],
                          "mysql": {"address": "127.0.0.1", "port": HOSTS_BY_NAME[db["host"]].mysql_port}},
         }

@@ -47,6 +47,11 @@ class Lab(LabContext):
         if self.paths.lab_json.exists():
             now = self.health()
             state = self.read_state()
+            running_mode = state.get("ipsec_mode") or "ipsec"
+            if now["healthy"] and running_mode != settings.ipsec:
+                self.say(f"lab is up in {running_mode} mode: rebuilding it in {settings.ipsec} mode")
+                self.down(quiet=True)
+                return self._build_or_clean(settings)
             if now["healthy"] and state.get("knobs") == settings.knobs.__dict__:
                 self.say("lab is already up and healthy: nothing to do")
                 return {"changed": False, **now}
@@ -55,12 +60,15 @@ class Lab(LabContext):
                 bootstrap.apply_knobs(self, settings.knobs)
                 state["knobs"] = settings.knobs.__dict__
                 self.paths.lab_json.write_text(json.dumps(state, indent=2))
-                inventory_file.write_inventory(self.paths)
+                inventory_file.write_inventory(self.paths, running_mode)
                 return {"changed": True, **self.health()}
         left = self.leftovers()
         if left:
             self.say(f"found leftovers of an earlier lab ({', '.join(left)}): cleaning them first")
             self.down(quiet=True)
+        return self._build_or_clean(settings)
+
+    def _build_or_clean(self, settings: LabSettings) -> dict:
         try:
             return self._build(settings)
         except BaseException:
@@ -87,7 +95,7 @@ class Lab(LabContext):
                 if h.ssh_port:
                     daemons.start_sshd(self, h.name)
             self.say("sshd started on the four hosts")
-            daemons.start_strongswan(self)
+            daemons.start_strongswan(self, settings.ipsec)
             fresh = [j.result() for j in db_jobs]
         self.say("MariaDB data directories ready" + (" (initialised)" if any(fresh) else " (reused)"))
         for s in ("aws", "onprem"):
@@ -97,10 +105,11 @@ class Lab(LabContext):
         daemons.wait_mariadb(self, "aws-db")
         daemons.wait_mariadb(self, "onprem-db")
         bootstrap.bootstrap_replication(self, settings.knobs)
-        health.wait_healthy(self, timeout=60)
-        state = {"esp_mode": esp, "knobs": settings.knobs.__dict__, "started": time.time()}
+        health.wait_healthy(self, timeout=60, mode=settings.ipsec)
+        state = {"esp_mode": esp, "ipsec_mode": settings.ipsec, "knobs": settings.knobs.__dict__,
+                 "started": time.time()}
         p.lab_json.write_text(json.dumps(state, indent=2))
-        inventory_file.write_inventory(p)
+        inventory_file.write_inventory(p, settings.ipsec)
         self.say(f"lab is up; inventory at {p.inventory}")
         return {"changed": True, **self.health()}
 

@@ -35,11 +35,11 @@ REQUIRED_FILES = {
 SBIN_DIRS = ("/usr/sbin", "/sbin", "/usr/bin", "/bin")
 
 
-def which(binary: str) -> str | None:
+def which(binary: str, extra: list[str] | None = None) -> str | None:
     path = shutil.which(binary)
     if path:
         return path
-    for d in SBIN_DIRS:  # root's PATH may lack sbin under some sudo/CI setups
+    for d in [*SBIN_DIRS, *(extra or [])]:  # root's PATH may lack sbin under some sudo/CI setups
         p = os.path.join(d, binary)
         if os.access(p, os.X_OK):
             return p

@@ -17,6 +17,11 @@ RUN_DIR = Path(os.environ.get("DRPOC_LAB_RUN_DIR", "/run/drpoc-lab"))
 INVENTORY_PATH = STATE_DIR / "inventory.yaml"
 
 CONNECTION = "onprem-aws"
+# In swanctl mode the CHILD_SA is named apart from the IKE connection, as swanctl.conf allows: every code path that
+# must pass the child (`swanctl --initiate --child`) is exercised by the lab itself.
+SWANCTL_CHILD = "onprem-aws-net"
+IPSEC_MODES = ("ipsec", "swanctl")
+HELPER_DIR = "/usr/local/sbin"  # where the lab installs the gateway helper inside each gateway
 AWS_SUBNET = "10.20.0.0/16"
 ONPREM_SUBNET = "192.168.64.0/24"
 SOURCE_IP = "10.20.11.123"
@@ -193,6 +198,10 @@ class Paths:
     def datadir(self, host: str) -> Path:
         return self.host_dir(host) / "mysql"
 
+    def host_sbin(self, host: str) -> Path:
+        # bind-mounted over /usr/local/sbin inside a gateway: the gateway helper, root-owned
+        return self.host_dir(host) / "sbin"
+
     def mnt_ns(self, host: str) -> Path:
         return self.ns_dir / f"{host}.mnt"
 
@@ -204,6 +213,10 @@ class Paths:
 class LabSettings:
     knobs: ReplicaKnobs = field(default_factory=ReplicaKnobs)
     esp_mode: str = "auto"  # auto | kernel | libipsec
+    ipsec: str = "ipsec"  # ipsec (starter + ipsec.conf, the seed's commands) | swanctl (charon + swanctl.conf, vici)
+
+    def child(self) -> str:
+        return SWANCTL_CHILD if self.ipsec == "swanctl" else CONNECTION
 
 
 def enter_command(host: str, paths: Paths = Paths()) -> list[str]:

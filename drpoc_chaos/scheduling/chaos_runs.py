@@ -22,7 +22,7 @@ import yaml
 
 from ..drill import safety
 from ..inventory import load_inventory
-from ..services.context import gateway_host
+from ..services import gateway
 from .settings import (
     _ENV_NAME_RE,
     DEFAULT_ARCHIVE_DIR,
@@ -294,7 +294,7 @@ def drill_lock_hint(inventory: str | os.PathLike | None = None) -> str | None:
     check is probably that drill's fault: say so. Best effort, bounded by the inventory's SSH timeouts."""
     try:
         inv = load_inventory(inventory)
-        holder = safety.lock_holder(gateway_host(inv, inv.drill.fault_site))
+        holder = safety.lock_holder(gateway.helper(inv, inv.drill.fault_site))
     except Exception:  # noqa: BLE001 — a hint only
         return None
     if holder:

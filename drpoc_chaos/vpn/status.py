@@ -32,6 +32,7 @@ __all__ = [
     "VpnStatus",
     "parse_ipsec_statusall",
     "parse_swanctl_list_sas",
+    "parse_swanctl_list_conns",
     "parse_ipsec_up_output",
     "normalize_selectors",
 ]
@@ -218,7 +219,7 @@ class VpnStatus:
         ]
 
     def tunnel_state(self, connection_name: str, local_ts: str | Iterable[str] | None = None,
-                     remote_ts: str | Iterable[str] | None = None) -> str:
+                     remote_ts: str | Iterable[str] | None = None, child_name: str | None = None) -> str:
         """Classify a connection as ``"up"``, ``"connecting"`` or ``"down"``.
 
         * ``up``: an IKE_SA ESTABLISHED (or REKEYING) with a CHILD_SA INSTALLED (or REKEYING /
@@ -228,7 +229,8 @@ class VpnStatus:
           such a CHILD_SA (including one whose selectors differ from those expected);
         * ``down``: no IKE_SA, or only ones on their way out (REKEYED, DELETING, DESTROYING).
 
-        Selectors may be given as a list or a space-separated string.
+        Selectors may be given as a list or a space-separated string. With ``child_name`` (swanctl.conf
+        names its children apart from the connection), only CHILD_SAs of that name carry the tunnel.
         """
         want_local = normalize_selectors(local_ts) if local_ts is not None else None
         want_remote = normalize_selectors(remote_ts) if remote_ts is not None else None
@@ -239,8 +241,11 @@ class VpnStatus:
                 continue
             if sa.state not in _IKE_UP_STATES:
                 continue
-            children = sa.children if sa.name == connection_name else [
-                c for c in sa.children if c.name == connection_name]
+            if child_name is not None:
+                children = [c for c in sa.children if c.name == child_name]
+            else:
+                children = sa.children if sa.name == connection_name else [
+                    c for c in sa.children if c.name == connection_name]
             for child in children:
                 if child.state not in _CHILD_CARRYING_STATES:
                     continue
@@ -652,6 +657,33 @@ def _timing_parts(rest: str) -> dict[str, str]:
     return parts
 
 
+_SWC_CONN_RE = re.compile(r"^(?P<name>[^\s:][^:]*): IKEv(?:1|2|1/2)\b")
+_SWC_CHILD_RE = re.compile(r"^  (?P<name>[^\s:][^:]*): (?:TUNNEL|TRANSPORT|TRANSPORT_PROXY|BEET|PASS|DROP)\b")
+
+
+def parse_swanctl_list_conns(text: str) -> dict[str, list[str]]:
+    """The connections ``swanctl --list-conns`` lists: {IKE connection name: [its CHILD config names]}.
+
+    Only the names are read (what the drill needs to refuse a typo before the fault); everything else in the
+    listing (addresses, authentication rounds, selectors) is skipped. Raises :class:`VpnStatusParseError` when
+    swanctl could not reach charon. Empty output means no connection is loaded.
+    """
+    conns: dict[str, list[str]] = {}
+    current: str | None = None
+    for no, line in enumerate(text.replace("\r\n", "\n").split("\n"), start=1):
+        if not line.strip() or _SW_NOISE_RE.match(line):
+            continue
+        if "connecting to '" in line and "failed" in line or line.startswith("Error: "):
+            raise VpnStatusParseError("swanctl could not reach charon", line_no=no, line=line,
+                                      hint=_NOT_RUNNING_HINT)
+        if (m := _SWC_CONN_RE.match(line)) is not None:
+            current = m["name"]
+            conns[current] = []
+        elif current is not None and (m := _SWC_CHILD_RE.match(line)) is not None:
+            conns[current].append(m["name"])
+    return conns
+
+
 def parse_swanctl_list_sas(text: str) -> VpnStatus:
     """Parse the output of ``swanctl --list-sas`` (default, non-raw format).
 
@@ -766,14 +798,15 @@ _LOG_PREFIXES = (
     re.compile(r"^\d+\[[A-Z]{3}\] (?:<[^>]*> )?"),
     re.compile(r"^\[[A-Z]{3}\] "),
 )
-_UP_ESTABLISHED_RE = re.compile(r"connection '[^']*' established successfully")
+# stroke's words, then swanctl's (`swanctl --initiate` / `--terminate` end with one of these lines)
+_UP_ESTABLISHED_RE = re.compile(r"connection '[^']*' established successfully|initiate completed successfully")
 _UP_FAILED_RE = re.compile(
     r"establishing connection '[^']*' failed|establishing (?:IKE|CHILD)_SA failed|initiate failed"
     r"|establishing CHILD_SA '[^']*' failed"
 )
 _UP_RETRANSMIT_RE = re.compile(r"(?:sending )?retransmit (\d+) of request")
 _UP_GIVING_UP_RE = re.compile(r"giving up after (\d+) retransmits")
-_UP_CLOSED_RE = re.compile(r"IKE_SA \[\d+\] closed successfully|IKE_SA deleted")
+_UP_CLOSED_RE = re.compile(r"IKE_SA \[\d+\] closed successfully|IKE_SA deleted|terminate completed successfully")
 
 
 def _strip_log_prefix(line: str) -> str:

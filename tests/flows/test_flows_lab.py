@@ -119,10 +119,10 @@ def test_steady_state_check_fails_when_the_tunnel_is_down(lab_for_flows, prefect
         assert down.returncode == 0, down.stderr
         state = drills.steady_state_check(return_state=True)
         assert state.is_failed()
-        assert "PostureBroken: DR posture broken: aws-gateway-tunnel-established: returned False" in state.message
-        assert "aws-gateway-tunnel-established" in state.message
+        assert "PostureBroken: DR posture broken: fault-side-tunnel-established: returned False" in state.message
+        assert "fault-side-tunnel-established" in state.message
         md = artifacts_of(prefect_client, state)["drpoc-steady-state-vpn-outage"]
-        assert "# DR posture BROKEN" in md.data and "| aws-gateway-tunnel-established | **FAILED** |" in md.data
+        assert "# DR posture BROKEN" in md.data and "| fault-side-tunnel-established | **FAILED** |" in md.data
     finally:
         st = restore_tunnel_seed_order()
     assert st.get("healthy"), st.get("problems")

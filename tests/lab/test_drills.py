@@ -132,7 +132,7 @@ def test_scenario_passes(healthy_lab, tmp_path, experiment):
     d = assert_passing_drill(r, journal, tmp_path)
     runs = {x["activity"]["name"]: x for x in journal["run"]}
     if experiment == "vpn_one_sided_recovery":
-        one = runs["one-sided-ipsec-up-on-aws-only"]["output"]
+        one = runs["one-sided-tunnel-up-on-fault-side-only"]["output"]
         assert one["established"] is False
         assert one["step"]["said"]["peer_not_responding"] or one["step"]["said"]["failed"]
         assert runs["recover-tunnel-in-seed-order"]["output"]["states"] == {"aws": "up", "onprem": "up"}
