@@ -25,7 +25,7 @@ from .vpn.status import VpnStatusParseError
 logger = logging.getLogger("chaostoolkit")
 F = TypeVar("F", bound=Callable[..., Any])
 
-_EXPECTED = (remote.RemoteError, db.DbError, InventoryError, StepFailed)
+_EXPECTED = (remote.RemoteError, db.DbError, InventoryError, StepFailed, IdentifierError)
 _PARSE_ERRORS = (VpnStatusParseError, ReplicaStatusParseError)
 
 

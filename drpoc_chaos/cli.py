@@ -107,6 +107,24 @@ def _recover(args: argparse.Namespace) -> int:
     return 0 if out["ok"] else 1
 
 
+def _gateway_helper(args: argparse.Namespace) -> int:
+    from .services.gateway_helper import HELPER_PATH, SUDOERS_RULE, script_text
+    if args.sudoers:
+        from .core.identifiers import login_problem
+        problem = login_problem(args.sudoers)
+        if problem:
+            _print(f"drpoc gateway-helper: --sudoers {args.sudoers[:40]!r} {problem}")
+            return 2
+        path = args.path or HELPER_PATH
+        if not path.startswith("/") or any(c in path for c in " \t\n,:=\\*?[]"):
+            _print("drpoc gateway-helper: --path must be an absolute path without spaces or sudoers specials")
+            return 2
+        print(SUDOERS_RULE.format(user=args.sudoers, path=path))
+    else:
+        sys.stdout.write(script_text())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="drpoc", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -148,6 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
                                            "$DRPOC_ARCHIVE_DIR, then ./journal)")
     rec.set_defaults(func=_recover)
 
+    gh = sub.add_parser("gateway-helper", help="print the gateway helper script (install it root-owned at "
+                                               "/usr/local/sbin/drpoc-gw on each gateway; docs/REAL_HOSTS.md)")
+    gh.add_argument("--sudoers", metavar="USER", help="print the sudoers line for USER instead of the script")
+    gh.add_argument("--path", help="where the helper is installed (default /usr/local/sbin/drpoc-gw)")
+    gh.set_defaults(func=_gateway_helper)
+
     from .evidence.cli import add_review_parser, add_verify_parser
     add_review_parser(sub)
     add_verify_parser(sub)
@@ -165,9 +189,10 @@ def main(argv: list[str] | None = None) -> int:
     from .inventory import InventoryError
     from .lab.system import LabError
     from .remote import RemoteError
+    from .services.errors import StepFailed
     try:
         return args.func(args)
-    except (LabError, InventoryError, RemoteError, ActivityFailed) as exc:
+    except (LabError, InventoryError, RemoteError, ActivityFailed, StepFailed) as exc:
         _print(f"drpoc: {exc}")
         return 1
     except KeyboardInterrupt:

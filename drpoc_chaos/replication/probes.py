@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from ..activity import activity, number
+from ..activity import activity, number, table_arg
 from ..services import replica
 from ..services.context import inventory
 from ..services.replica import PING_TABLE
@@ -62,7 +62,8 @@ def ping_rows_compare(settle_seconds: float = 3.0, table: str = PING_TABLE, conf
     (BIT_XOR of CRC32 over id, msg, created_at). Replication is asynchronous, so a difference is re-checked for up
     to `settle_seconds`. Returns {"match", "source": {...}, "replica": {...}, "checks"}."""
     settle = number("ping_rows_compare", "settle_seconds", settle_seconds, minimum=0)
-    return replica.compare_ping_rows(inventory(configuration), secrets, settle, table)
+    return replica.compare_ping_rows(inventory(configuration), secrets, settle,
+                                     table_arg("ping_rows_compare", "table", table))
 
 
 @activity

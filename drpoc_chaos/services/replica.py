@@ -11,6 +11,7 @@ from typing import Any, Mapping
 from .. import db
 from ..core import recorder
 from ..core.clock import wait_until
+from ..core.identifiers import quote_table
 from ..inventory import Inventory, MysqlEndpoint
 from ..replication.dialect import Dialect, parse_version
 from ..replication.status import ReplicaStatus, parse_replica_status
@@ -85,13 +86,14 @@ def write_heartbeat(inv: Inventory, secrets: Mapping | None = None, pool=None,
                     table: str = HEARTBEAT_TABLE) -> str:
     """One pt-heartbeat-style update on the source; returns the ts written."""
     ts = _utc_ts()
-    sql(inv.source, inv, f"REPLACE INTO {table} (ts, server_id) VALUES (%s, @@server_id)", (ts,),
+    sql(inv.source, inv, f"REPLACE INTO {quote_table(table)} (ts, server_id) VALUES (%s, @@server_id)", (ts,),
         secrets=secrets, pool=pool)
     return ts
 
 
 def _newest_heartbeat(inv: Inventory, secrets: Mapping | None, pool, table: str) -> str | None:
-    rows = sql(inv.replica, inv, f"SELECT ts FROM {table} ORDER BY ts DESC LIMIT 1", secrets=secrets, pool=pool)
+    rows = sql(inv.replica, inv, f"SELECT ts FROM {quote_table(table)} ORDER BY ts DESC LIMIT 1", secrets=secrets,
+               pool=pool)
     return rows[0]["ts"] if rows else None
 
 
@@ -126,7 +128,7 @@ _CHECKSUM_SQL = ("SELECT COUNT(*) AS n, COALESCE(MAX(id), 0) AS max_id, "
 
 def ping_checksums(inv: Inventory, secrets: Mapping | None = None, table: str = PING_TABLE,
                    pool=None) -> dict[str, dict]:
-    q = _CHECKSUM_SQL.format(table=table)
+    q = _CHECKSUM_SQL.format(table=quote_table(table))
     src = sql(inv.source, inv, q, secrets=secrets, pool=pool)[0]
     rep = sql(inv.replica, inv, q, secrets=secrets, pool=pool)[0]
 

@@ -14,7 +14,7 @@ from drpoc_chaos.core.metrics import verdict
 from drpoc_chaos.db import DbError
 from drpoc_chaos.drill import died
 from drpoc_chaos.drill.control import cause_of, restore_sigint
-from drpoc_chaos.drill.safety import LockHeld, _ere, parse_record
+from drpoc_chaos.drill.safety import LockHeld, parse_record
 from drpoc_chaos.evidence.archive import archive_journal, record_intent, unfinished_intents
 from drpoc_chaos.inventory import InventoryError
 from drpoc_chaos.remote import RemoteError
@@ -38,10 +38,6 @@ def test_switch_record_fired_and_restored():
     assert r["outcome"] == "could not restore the tunnel"
     assert parse_record("armed 2026-11-30T10:00:00Z 15\ndisarmed 2026-11-30T10:00:09Z\n")["outcome"] == "disarmed"
     assert parse_record("garbage\n\n")["outcome"] == "no record"
-
-
-def test_connection_names_are_literal_in_the_switch_pattern():
-    assert _ere("a.b[1]{2}*") == r"a\.b\[1\]\{2\}\*"
 
 
 def test_died_journal_says_what_is_known():

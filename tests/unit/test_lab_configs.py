@@ -2,6 +2,8 @@
 Pure: nothing here touches the machine."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import ipaddress
 import re
 
@@ -184,10 +186,15 @@ def test_user_database_shadow_has_no_usable_password():
     assert all(len(e) == 9 for e in entries)
 
 
-def test_sudoers_passwordless_for_the_operator_only():
+def test_sudoers_gives_the_drill_user_the_gateway_helper_and_nothing_else():
+    """The lab grants exactly the rule docs/REAL_HOSTS.md documents: no shell, no setsid, no ALL."""
     text = configs.sudoers()
-    assert f"{LOGIN_USER} ALL=(ALL:ALL) NOPASSWD: ALL" in text
-    nosudo = [line for line in text.splitlines() if line.startswith(NOSUDO_USER + " ")]
+    rules = [line for line in text.splitlines() if line and not line.startswith("#")]
+    mine = [line for line in rules if line.startswith(LOGIN_USER + " ")]
+    assert mine == [f"{LOGIN_USER} ALL=(root) NOPASSWD: /usr/local/sbin/drpoc-gw"]
+    documented = (Path(__file__).resolve().parents[2] / "docs" / "REAL_HOSTS.md").read_text()
+    assert "drpoc ALL=(root) NOPASSWD: /usr/local/sbin/drpoc-gw" in documented
+    nosudo = [line for line in rules if line.startswith(NOSUDO_USER + " ")]
     assert nosudo and "NOPASSWD" not in nosudo[0]
 
 

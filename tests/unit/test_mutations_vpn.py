@@ -22,6 +22,7 @@ import pytest
 
 from drpoc_chaos.remote import CommandResult
 from drpoc_chaos.services import gateway as gateway_service
+from drpoc_chaos.services import gateway_helper
 from drpoc_chaos.vpn import probes
 from drpoc_chaos.vpn.status import CHILD_STATES, IKE_STATES, VpnStatus, parse_ipsec_statusall, parse_swanctl_list_sas
 
@@ -200,18 +201,27 @@ def test_rekeyed_children_next_to_an_installed_one_are_up_and_alone_are_not():
 
 @pytest.fixture
 def gateway(monkeypatch):
-    """Make `remote.run` answer the status command with the given text; records what was asked."""
+    """Make the gateway helper answer `status` with the given text (and `version`, `detect` as an installed helper
+    on a stroke gateway does); records the status commands asked."""
     answers: dict[str, str] = {}
     asked: list[tuple[str, list[str]]] = []
 
     def fake_run(host, command, sudo=False, **_kwargs):
-        asked.append((host.name, list(command)))
-        assert sudo is True
+        assert sudo is True and command[0] == gateway_helper.HELPER_PATH
+        verb = command[1]
+        out = {"version": f"drpoc-gw {gateway_helper.HELPER_VERSION}", "detect": "ipsec"}.get(verb)
+        if out is None:
+            asked.append((host.name, list(command[1:])))
+            out = answers[host.name]
         return CommandResult(host=host.name, command=" ".join(command), exit_status=0,
-                             stdout=answers[host.name], stderr="", duration=0.01)
+                             stdout=out, stderr="", duration=0.01)
 
-    monkeypatch.setattr(gateway_service, "run", fake_run)
-    return answers, asked
+    monkeypatch.setattr(gateway_helper, "run", fake_run)
+    gateway_helper.forget_checks()
+    gateway_service.forget_controls()
+    yield answers, asked
+    gateway_helper.forget_checks()
+    gateway_service.forget_controls()
 
 
 CONFIG = {"inventory": INVENTORY}
@@ -235,7 +245,7 @@ def test_tunnel_established_probe(gateway, ike_state, child_state, expected):
     answers, asked = gateway
     answers["aws-vpn"] = statusall_text(ike_state, child_state)
     assert probes.tunnel_established("aws", configuration=CONFIG) is expected
-    assert asked == [("aws-vpn", ["ipsec", "statusall"])]
+    assert asked == [("aws-vpn", ["status", "ipsec"])]
 
 
 @pytest.mark.parametrize("ike_state, child_state, state", [
@@ -255,7 +265,7 @@ def test_tunnel_established_probe_reads_swanctl_too(gateway):
     answers, asked = gateway
     answers["aws-vpn"] = _read("strongswan-5.9.8-swanctl-list-sas-aws-up.txt")
     assert probes.tunnel_established("aws", tool="swanctl", configuration=CONFIG) is True
-    assert asked == [("aws-vpn", ["swanctl", "--list-sas"])]
+    assert asked == [("aws-vpn", ["status", "swanctl"])]
     answers["aws-vpn"] = _replace_once(answers["aws-vpn"], SW_CHILD_LINE,
                                        SW_CHILD_LINE.replace("INSTALLED", "DELETING"))
     assert probes.tunnel_established("aws", tool="swanctl", configuration=CONFIG) is False

@@ -42,7 +42,7 @@ def statusall(name: str):
 
 def test_fixture_sets_are_not_empty():
     assert len(STATUSALL_FIXTURES) == 19
-    assert len(SWANCTL_FIXTURES) == 5
+    assert len(SWANCTL_FIXTURES) == 9
     assert len(UP_DOWN_FIXTURES) == 6
 
 
