@@ -9,10 +9,11 @@ from __future__ import annotations
 import ipaddress
 import re
 
-# connection, child, host and site names: what strongSwan, OpenSSH and a YAML key all take without quoting
-NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
+# connection, child, host and site names: what strongSwan, OpenSSH and a YAML key all take without quoting. ':' is
+# in because generated configs name connections after IPv6 peers (VyOS/DANOS: `peer-11:1::2-tunnel-2`).
+NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}"
 _NAME_RE = re.compile(NAME_PATTERN)
-NAME_RULE = "1–64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+NAME_RULE = "1–64 letters, digits, '.', '_', ':' or '-', starting with a letter or digit"
 
 # schema and table names: the unquoted MySQL identifier characters, not all digits
 _SQL_IDENT_RE = re.compile(r"[A-Za-z0-9_$]{1,64}")

@@ -14,6 +14,7 @@ from drpoc_chaos.vpn.status import (
     normalize_selectors,
     parse_ipsec_statusall,
     parse_ipsec_up_output,
+    parse_swanctl_list_conns,
     parse_swanctl_list_sas,
 )
 
@@ -525,3 +526,45 @@ def test_normalize_selectors():
     assert normalize_selectors(["192:168:0::1:1/128", "dynamic[udp/l2tp]"]) == {"192:168::1:1/128", "dynamic[udp/l2tp]"}
     assert normalize_selectors(["1.2.3.4[udp/l2tp]"]) == {"1.2.3.4/32[udp/l2tp]"}
     assert normalize_selectors(None) == frozenset()
+
+
+# --- swanctl mode of the lab: child named apart, --list-conns, terminate/initiate outputs ---------------------------
+
+SWMODE = "strongswan-5.9.8-lab-swanctl"
+
+
+def test_swanctl_mode_up_is_up_only_for_the_named_child():
+    status = parse_swanctl_list_sas(read(f"{SWMODE}/swanctl-list-sas-aws-up.txt"))
+    [ike] = status.ike_sas
+    assert ike.name == "onprem-aws" and [c.name for c in ike.children] == ["onprem-aws-net"]
+    ts = (["10.20.0.0/16"], ["192.168.64.0/24"])
+    assert status.tunnel_state("onprem-aws", *ts, child_name="onprem-aws-net") == "up"
+    assert status.tunnel_state("onprem-aws", *ts, child_name="onprem-aws") == "connecting"
+    assert status.tunnel_state("onprem-aws", *ts, child_name="other") == "connecting"
+    assert parse_swanctl_list_sas(read(f"{SWMODE}/swanctl-list-sas-aws-down.txt")).tunnel_state(
+        "onprem-aws", *ts, child_name="onprem-aws-net") == "down"
+
+
+def test_swanctl_list_conns_gives_connections_and_their_children():
+    assert parse_swanctl_list_conns(read(f"{SWMODE}/list-conns-aws.txt")) == {"onprem-aws": ["onprem-aws-net"]}
+    assert parse_swanctl_list_conns("") == {}
+    two = ("a: IKEv2, no reauthentication\n  local:  1.2.3.4\n  c1: TUNNEL, rekeying every 3600s\n"
+           "  c2: TRANSPORT, rekeying every 3600s\nb: IKEv1/2, reauthentication every 3h\n  b: TUNNEL, x\n")
+    assert parse_swanctl_list_conns(two) == {"a": ["c1", "c2"], "b": ["b"]}
+    with pytest.raises(VpnStatusParseError):
+        parse_swanctl_list_conns("connecting to 'unix:///var/run/charon.vici' failed: No such file or directory\n"
+                                 "Error: connecting to 'default' URI failed: No such file or directory\n")
+
+
+def test_swanctl_terminate_and_initiate_outputs_are_summarised():
+    down = parse_ipsec_up_output(read(f"{SWMODE}/terminate-aws.txt"))
+    assert down["closed"] and not down["failed"] and down["messages"][-1] == "terminate completed successfully"
+    up = parse_ipsec_up_output(read(f"{SWMODE}/initiate-onprem.txt"))
+    assert up["established"] and not up["failed"]
+    dup = parse_ipsec_up_output(read(f"{SWMODE}/initiate-aws-already-up.txt"))
+    assert dup["duplicate_child"] and not dup["established"]
+
+
+def test_no_stroke_socket_is_charon_not_reachable():
+    with pytest.raises(VpnStatusParseError):
+        parse_ipsec_statusall(read(f"{SWMODE}/ipsec-statusall-aws-no-stroke.stdout"))
