@@ -397,10 +397,11 @@ def run(host: SshHost, command: str | Sequence[str], sudo: bool = False, timeout
 def _raise_for_sudo(host: SshHost, text: str, result: CommandResult) -> None:
     target = text[len("sudo -n "):] if text.startswith("sudo -n ") else text
     program = target.split(None, 1)[0] if target.strip() else target
+    full = program if program.startswith("/") else f"/full/path/to/{program}"
     if any(marker in result.stderr for marker in SUDO_PASSWORD_MARKERS):
         raise RemoteError(
             f"sudo on {host.name} asks for a password: give {host.user} passwordless sudo for `{target}` "
-            f"(sudo -n failed), e.g. `{host.user} ALL=(root) NOPASSWD: /full/path/to/{program}` in "
+            f"(sudo -n failed), e.g. `{host.user} ALL=(root) NOPASSWD: {full}` in "
             f"/etc/sudoers.d/, or log in as root with `sudo: false`",
             host=host.name, command=text, result=result, kind="sudo")
     if text.startswith("sudo -n ") and any(marker in result.stderr for marker in SUDO_REFUSED_MARKERS):

@@ -36,3 +36,16 @@ def variant(tmp_path: Path, name: str, mutate) -> dict:
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return {"inventory": str(path)}
+
+
+def renamed_inventory(tmp_path: Path) -> Path:
+    """The lab's inventory as an operator might write it: sites `cloud` and `dc1`, `control` left to auto."""
+    data = yaml.safe_load(Path(INVENTORY).read_text())
+    data["sites"] = {"cloud": data["sites"]["aws"], "dc1": data["sites"]["onprem"]}
+    for site in data["sites"].values():
+        site["gateway"].pop("control", None)
+    data["drill"].update(fault_site="cloud", peer_site="dc1")
+    data["name"] = "hand-written"
+    path = tmp_path / "cloud-dc1.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path

@@ -500,8 +500,12 @@ def test_ssh_as_the_operator_with_sudo(ready):
     assert host.user == "drpoc" and host.sudo is True
     plain = remote.run(host, ["id", "-un"], check=True)
     assert plain.stdout.strip() == "drpoc" and plain.command == "id -un"
-    elevated = remote.run(host, ["id", "-un"], sudo=True, check=True)
-    assert elevated.stdout.strip() == "root" and elevated.command == "sudo -n id -un"
+    # the drill user's one sudo rule is the gateway helper (tests/lab/test_least_privilege.py has the rest)
+    elevated = remote.run(host, ["/usr/local/sbin/drpoc-gw", "version"], sudo=True, check=True)
+    assert elevated.stdout.startswith("drpoc-gw ") and elevated.command == "sudo -n /usr/local/sbin/drpoc-gw version"
+    with pytest.raises(remote.RemoteError) as refused:
+        remote.run(host, ["id", "-un"], sudo=True, check=True)
+    assert refused.value.kind == "sudo" and "sudo -n" in str(refused.value)
     assert remote.run(host, ["hostname"], check=True).stdout.strip() == "aws-vpn"
 
 

@@ -16,6 +16,8 @@ import pytest
 
 from drpoc_chaos.lab.topology import Paths
 
+from .support import renamed_inventory
+
 pytestmark = pytest.mark.lab
 REPO = Path(__file__).resolve().parents[2]
 CHAOS = [str(Path(sys.executable).parent / "chaos"), "--no-version-check", "--no-log-file"]
@@ -96,7 +98,8 @@ def assert_passing_drill(r: subprocess.CompletedProcess, journal: dict, tmp_path
     samples = d["timeline"]["samples"]
     gaps = sorted(b["t"] - a["t"] for a, b in pairwise(samples))
     assert gaps[len(gaps) // 2] <= 0.55, "timeline not sampled every 0.5 s"
-    assert any(s["aws_tunnel"] == "down" for s in samples) and any(s["io"] == "Connecting" for s in samples)
+    fault_key = f"{d['roles']['fault_site']}_tunnel"
+    assert any(s[fault_key] == "down" for s in samples) and any(s["io"] == "Connecting" for s in samples)
     assert all(o["passed"] for o in d["objective_results"])
     archived = Path(d["archived_as"])
     assert archived.exists() and archived.parent == tmp_path / "archive"
@@ -115,7 +118,7 @@ def test_seed_drill_passes_with_measurements(healthy_lab, tmp_path):
     assert m["writes_during_outage"]["acknowledged"] == m["writes_during_outage"]["observed"] >= 5
     assert m["rpo_exposure"]["max_seconds"] >= m["detection_seconds"]
     # the dead-man's switch was disarmed for real: no process of it is left on the gateway
-    assert on("aws-vpn", "pgrep", "-f", "drpoc-deadman", check=False).returncode == 1
+    assert on("aws-vpn", "pgrep", "-f", "drpoc-gw _deadman", check=False).returncode == 1
     # its record was dropped once the journal was archived; the intent written before the fault is closed
     assert on("aws-vpn", "test", "-e", f"/run/drpoc-deadman.d/{d['run_id']}", check=False).returncode == 1
     assert d["safety"]["deadman"]["record"]["outcome"] == "disarmed"
@@ -123,6 +126,20 @@ def test_seed_drill_passes_with_measurements(healthy_lab, tmp_path):
     assert d["feasibility"]["feasible"] is True and d["feasibility"]["replica"]["net_timeout"] == knobs["net_timeout"]
     verify = subprocess.run(DRPOC + ["verify", str(tmp_path / "archive")], capture_output=True, text=True)
     assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_seed_drill_on_a_hand_written_inventory_detects_the_stroke_control(healthy_lab, tmp_path, monkeypatch):
+    """Sites called cloud and dc1, `control` left to auto: the experiment runs unchanged, the gateways are found to
+    speak stroke (the seed's `ipsec` commands) and the journal says so. (Every experiment runs on such an inventory
+    in swanctl mode: test_swanctl.py.)"""
+    monkeypatch.setenv("DRPOC_INVENTORY", str(renamed_inventory(tmp_path)))
+    r, journal = run_drill(tmp_path, "vpn_outage")
+    d = assert_passing_drill(r, journal, tmp_path)
+    assert {k: (g["configured"], g["control"]) for k, g in d["roles"]["gateways"].items()} == {
+        "cloud": ("auto", "ipsec"), "dc1": ("auto", "ipsec")}
+    steps = [x["output"]["step"]["command"] for x in journal["run"]
+             if isinstance(x.get("output"), dict) and isinstance(x["output"].get("step"), dict)]
+    assert steps == ["ipsec down onprem-aws"]
 
 
 @pytest.mark.parametrize("experiment", ["vpn_one_sided_recovery", "replica_stuck_connecting",

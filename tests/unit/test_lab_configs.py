@@ -2,10 +2,9 @@
 Pure: nothing here touches the machine."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import ipaddress
 import re
+from pathlib import Path
 
 import pytest
 
