@@ -190,9 +190,11 @@ def tunnel_command(inv: Inventory, site: str, verb: str, connection: str | None 
     started = time.monotonic()
     step: dict[str, Any] = {"site": site, "host": host.name, "control": control,
                             "command": command_text(control, verb, ike, child)}
-    args = [control, ike] if verb == "down" else [control, ike, child, str(max(1, min(int(timeout), 86400)))]
+    # swanctl detaches after its own --timeout, a second inside the SSH limit; `ipsec up` has none and is cut by
+    # the SSH limit (the caller's deadline), as before
+    args = [control, ike] if verb == "down" else [control, ike, child, str(max(1, min(int(timeout) - 1, 86400)))]
     try:
-        r = helper(inv, site).run(verb, *args, timeout=timeout + 5)
+        r = helper(inv, site).run(verb, *args, timeout=timeout)
     except RemoteError as exc:
         if exc.result is not None or exc.kind != "timeout":
             raise

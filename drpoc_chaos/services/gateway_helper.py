@@ -58,7 +58,7 @@ class GatewayHelper:
              pool=None) -> CommandResult:
         result = run(self.host, [self.path, verb, *args], sudo=True, timeout=timeout,
                      **({"pool": pool} if pool is not None else {}))
-        if result.exit_status in (126, 127) or (result.exit_status != 0 and _missing(result.stderr)):
+        if result.exit_status != 0 and _missing(result.stderr, self.path):
             raise StepFailed(f"{self.host.name}: the drill's gateway helper {self.path} is not installed or not "
                              f"executable (`{result.command}` exited {result.exit_status}); "
                              + install_hint(self.host, self.path))
@@ -88,10 +88,14 @@ class GatewayHelper:
             _checked.add(key)
 
 
-def _missing(stderr: str) -> bool:
-    """sudo's words for a program that is not there: "sudo: /usr/local/sbin/drpoc-gw: command not found"."""
+def _missing(stderr: str, path: str) -> bool:
+    """The words of sudo or a login shell for a program that is not there ("sudo: /usr/local/sbin/drpoc-gw: command
+    not found", "sh: 1: /usr/local/sbin/drpoc-gw: not found", "…: Permission denied"). They must name the helper:
+    strongSwan's own "No such file or directory" (no charon socket) is a different problem."""
     first = stderr.strip().splitlines()[:1]
-    return bool(first) and ("command not found" in first[0] or "No such file or directory" in first[0])
+    return bool(first) and path in first[0] and any(
+        words in first[0] for words in ("command not found", "not found", "No such file or directory",
+                                        "Permission denied"))
 
 
 def forget_checks() -> None:

@@ -24,10 +24,9 @@ from drpoc_chaos.lab import faults
 from drpoc_chaos.replication import actions as rep_actions
 from drpoc_chaos.replication import probes as rep_probes
 from drpoc_chaos.services import context as activity_mod
-from drpoc_chaos.services import gateway
+from drpoc_chaos.services import gateway_helper
 from drpoc_chaos.vpn import actions as vpn_actions
 from drpoc_chaos.vpn import probes as vpn_probes
-from drpoc_chaos.vpn.status import parse_ipsec_statusall
 
 from .support import CFG, INVENTORY, variant
 
@@ -110,7 +109,7 @@ def ping_table_alive(port: int) -> int:
 def test_unknown_site(ready, call):
     with pytest.raises(ActivityFailed) as e:
         call()
-    clear(e, INVENTORY, "no site 'gcp'", "use one of aws, onprem")
+    clear(e, INVENTORY, "no site 'gcp'", "use a role (fault, peer, source, replica) or one of the sites: aws, onprem")
     assert vpn_probes.tunnel_established("aws", configuration=CFG) is True  # nothing was done
 
 
@@ -172,13 +171,20 @@ def test_listener_that_never_answers_times_out_bounded(tmp_path):
 
 def test_command_timeout_is_bounded(ready, tmp_path, monkeypatch):
     """A gateway command that hangs (stood in for by `sleep 5`) is cut at the inventory's command_timeout."""
-    monkeypatch.setitem(gateway._TOOLS, "ipsec", (["sleep", "5"], parse_ipsec_statusall))
+    real_run = gateway_helper.run
+
+    def hanging_status(host, command, sudo=False, **kwargs):
+        if list(command)[1:2] == ["status"]:
+            return real_run(host, ["sleep", "5"], **kwargs)
+        return real_run(host, command, sudo=sudo, **kwargs)
+
+    monkeypatch.setattr(gateway_helper, "run", hanging_status)
     cfg = variant(tmp_path, "slow", on_host("aws-vpn", command_timeout=0.5))
     started = time.monotonic()
     with pytest.raises(ActivityFailed) as e:
         vpn_probes.tunnel_status("aws", configuration=cfg)
     assert time.monotonic() - started < 4
-    clear(e, "aws-vpn: `sudo -n sleep 5` timed out after 0.5s", "the remote command may still be running",
+    clear(e, "aws-vpn: `sleep 5` timed out after 0.5s", "the remote command may still be running",
           "raise command_timeout")
 
 
@@ -201,7 +207,8 @@ def test_missing_key_file(tmp_path):
     clear(e, f"key_file {tmp_path / 'gone'} for drpoc@aws-vpn is missing or unreadable", "fix `key_file`")
 
 
-@pytest.mark.parametrize("tool, command", [("ipsec", "ipsec statusall"), ("swanctl", "swanctl --list-sas")])
+@pytest.mark.parametrize("tool, command", [("ipsec", "/usr/local/sbin/drpoc-gw version"),
+                                           ("swanctl", "/usr/local/sbin/drpoc-gw version")])
 def test_sudo_that_asks_for_a_password(ready, tmp_path, tool, command):
     cfg = variant(tmp_path, "nosudo", lambda d: d["ssh_defaults"].update(user="drpoc-nosudo"))
     inv = load_inventory(cfg["inventory"])
@@ -209,7 +216,7 @@ def test_sudo_that_asks_for_a_password(ready, tmp_path, tool, command):
     with pytest.raises(ActivityFailed) as e:
         vpn_probes.tunnel_status("aws", tool=tool, configuration=cfg)
     clear(e, "sudo on aws-vpn asks for a password", f"give drpoc-nosudo passwordless sudo for `{command}`",
-          "NOPASSWD", "/etc/sudoers.d/", "or log in as root with `sudo: false`")
+          "NOPASSWD: /usr/local/sbin/drpoc-gw", "/etc/sudoers.d/", "or log in as root with `sudo: false`")
 
 
 def test_unknown_host_key(ready, tmp_path):
@@ -250,29 +257,50 @@ def test_pooled_connection_ignores_a_stricter_known_hosts(ready, tmp_path):
 # output that cannot be read
 
 
-@pytest.mark.parametrize("tool, command", [("ipsec", "ipsec statusall"), ("swanctl", "swanctl --list-sas")])
-def test_status_tool_on_a_host_without_charon(ready, tmp_path, tool, command):
-    """An inventory whose AWS gateway is the database host: no charon runs there."""
+@pytest.mark.parametrize("tool", ["ipsec", "swanctl"])
+def test_a_gateway_that_is_not_a_gateway(ready, tmp_path, tool):
+    """An inventory whose AWS gateway is the database host: no helper (and no charon) there. The drill stops at the
+    helper check, naming the host and how to install it."""
     cfg = variant(tmp_path, "gw-is-db", lambda d: d["sites"]["aws"]["gateway"].update(host="aws-db"))
     with pytest.raises(ActivityFailed) as e:
         vpn_probes.tunnel_status("aws", tool=tool, configuration=cfg)
-    clear(e, "aws-db", f"`sudo -n {command}`", "exit", "charon")
+    clear(e, "aws-db", "gateway helper /usr/local/sbin/drpoc-gw is not installed", "drpoc gateway-helper",
+          "NOPASSWD: /usr/local/sbin/drpoc-gw")
 
 
 @pytest.mark.parametrize("tool", ["ipsec", "swanctl"])
-def test_status_tool_on_a_host_without_charon_says_what_to_do(ready, tmp_path, tool):
-    cfg = variant(tmp_path, "gw-is-db", lambda d: d["sites"]["aws"]["gateway"].update(host="aws-db"))
+def test_status_tool_on_a_gateway_without_charon_says_what_to_do(ready, monkeypatch, tool):
+    """The status command on a gateway where strongSwan's daemon does not answer (stood in for by what the tool
+    prints then, on the real gateway over SSH): "is charon running?", with the exit status."""
+    real_run = gateway_helper.run
+    said = "failed to connect to stroke socket 'unix:///var/run/charon.ctl'" if tool == "ipsec" else \
+        "Error: connecting to 'default' URI failed: No such file or directory"
+
+    def charon_gone(host, command, sudo=False, **kwargs):
+        if list(command)[1:2] == ["status"]:
+            return real_run(host, ["sh", "-c", f'echo "{said}" >&2; exit 1'], **kwargs)
+        return real_run(host, command, sudo=sudo, **kwargs)
+
+    monkeypatch.setattr(gateway_helper, "run", charon_gone)
     with pytest.raises(ActivityFailed) as e:
-        vpn_probes.tunnel_status("aws", tool=tool, configuration=cfg)
-    clear(e, "charon")
+        vpn_probes.tunnel_status("aws", tool=tool, configuration=CFG)
+    clear(e, "aws-vpn", "exit", "is strongSwan's charon running on this gateway?")
 
 
 def test_output_that_is_not_a_status(ready, monkeypatch):
-    """The parser path on real output: `ipsec version` (exit 0) read as if it were `ipsec statusall`."""
-    monkeypatch.setitem(gateway._TOOLS, "ipsec", (["ipsec", "version"], parse_ipsec_statusall))
+    """The parser path on real output: the helper's `version` (exit 0) read as if it were `ipsec statusall`."""
+    real_run = gateway_helper.run
+
+    def version_as_status(host, command, sudo=False, **kwargs):
+        command = list(command)
+        if command[1:2] == ["status"]:
+            command = [command[0], "version"]
+        return real_run(host, command, sudo=sudo, **kwargs)
+
+    monkeypatch.setattr(gateway_helper, "run", version_as_status)
     with pytest.raises(ActivityFailed) as e:
         vpn_probes.tunnel_status("aws", configuration=CFG)
-    clear(e, "tunnel_status: aws-vpn: could not read `sudo -n ipsec version`", "line 1",
+    clear(e, "tunnel_status: aws-vpn: could not read `ipsec statusall`", "line 1",
           "no 'Security Associations (N up, M connecting):' line", "Hint:")
 
 
@@ -326,12 +354,18 @@ def test_direct_tcpip_to_a_closed_port(ready, tmp_path):
           "onprem-db refused direct-tcpip to 127.0.0.1:3399", "AllowTcpForwarding")
 
 
-def test_bad_table_argument_is_a_mysql_error_and_drops_nothing(ready):
+def test_bad_table_argument_is_refused_and_drops_nothing(ready):
     before = ping_table_alive(33061)
     with pytest.raises(ActivityFailed) as e:
         rep_probes.ping_rows_compare(table="testdb.ping; DROP TABLE testdb.ping", configuration=CFG)
-    clear(e, "MySQL source (aws) 127.0.0.1:33061: SELECT failed: (1064)")
+    clear(e, "ping_rows_compare: table", "schema.table")
     assert ping_table_alive(33061) >= before and ping_table_alive(33062) > 0
+
+
+def test_a_table_that_does_not_exist_is_a_mysql_error(ready):
+    with pytest.raises(ActivityFailed) as e:
+        rep_probes.ping_rows_compare(table="testdb.no_such_table", configuration=CFG)
+    clear(e, "MySQL source (aws) 127.0.0.1:33061: SELECT failed: (1146)")
 
 
 def test_syntax_error_hint_fits_the_statement(ready):
@@ -411,7 +445,11 @@ def test_bad_arguments(ready, call, needle):
 
 
 def test_lab_fault_on_an_inventory_that_is_not_the_lab(tmp_path):
-    cfg = variant(tmp_path, "prod", lambda d: d.update(name="prod"))
+    def prod(d):
+        d.update(name="prod")
+        d["hosts"]["aws-vpn"].update(address="203.0.113.10", port=22)
+
+    cfg = variant(tmp_path, "prod", prod)
     for call in (faults.block_inbound_ike, faults.unblock_inbound_ike):
         with pytest.raises(ActivityFailed) as e:
             call(configuration=cfg)

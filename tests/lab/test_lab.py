@@ -82,9 +82,14 @@ def test_seed_checks_on_both_gateways(healthy_lab):
 
 
 def test_operator_commands_over_ssh_as_sudo_user_and_root(healthy_lab):
-    r = ssh("drpoc", 2201, "sudo -n ipsec statusall")
+    # the drill user's one sudo rule is the gateway helper; root sees everything
+    r = ssh("drpoc", 2201, "sudo -n /usr/local/sbin/drpoc-gw status ipsec")
     assert r.returncode == 0, r.stderr
     assert "INSTALLED" in r.stdout and "10.20.0.0/16 === 192.168.64.0/24" in r.stdout
+    r = ssh("drpoc", 2201, "sudo -n ipsec statusall")
+    assert r.returncode != 0 and "password is required" in r.stderr
+    r = ssh("root", 2201, "ipsec statusall")
+    assert r.returncode == 0 and "INSTALLED" in r.stdout, r.stderr
     r = ssh("drpoc", 2203, "hostname; id -un")
     assert r.stdout.split() == ["onprem-vpn", "drpoc"]
     r = ssh("root", 2204, "mariadb -e 'SHOW REPLICA STATUS\\G'")
