@@ -93,7 +93,7 @@ def _missing(stderr: str, path: str) -> bool:
     not found", "sh: 1: /usr/local/sbin/drpoc-gw: not found", "…: Permission denied"). They must name the helper:
     strongSwan's own "No such file or directory" (no charon socket) is a different problem."""
     first = stderr.strip().splitlines()[:1]
-    return bool(first) and path in first[0] and any(
+    return bool(first) and re.search(rf"(^|\s){re.escape(path)}:", first[0]) is not None and any(
         words in first[0] for words in ("command not found", "not found", "No such file or directory",
                                         "Permission denied"))
 

@@ -117,3 +117,17 @@ def test_judge_compares_names_literally_not_as_patterns(script):
     assert helper(script, "judge", "ipsec", "onprem-aws", "onprem-aws", stdin=statusall).stdout.strip() == "healthy"
     for name in ("onprem.aws", "onprem", "prem-aws", "onprem-aws1"):
         assert helper(script, "judge", "ipsec", name, name, stdin=statusall).stdout.strip() == "unhealthy", name
+
+
+@pytest.mark.parametrize("stderr, missing", [
+    ("sudo: /usr/local/sbin/drpoc-gw: command not found\n", True),
+    ("sh: 1: /usr/local/sbin/drpoc-gw: not found\n", True),
+    ("bash: line 1: /usr/local/sbin/drpoc-gw: Permission denied\n", True),
+    # strongSwan's own words when charon is not running: not a missing helper
+    ("Error: connecting to 'default' URI failed: No such file or directory\n", False),
+    ("connecting to 'unix:///var/run/charon.ctl' failed: No such file or directory\n", False),
+    ("sudo: /usr/local/sbin/drpoc-gw2: command not found\n", False),  # another program
+    ("", False),
+])
+def test_a_missing_helper_is_told_apart_from_a_missing_charon(stderr, missing):
+    assert gateway_helper._missing(stderr, "/usr/local/sbin/drpoc-gw") is missing
