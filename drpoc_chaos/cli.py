@@ -100,14 +100,19 @@ def _lab_exec(args: argparse.Namespace) -> int:
 def _recover(args: argparse.Namespace) -> int:
     from .drill.recover import recover
     from .lab.faults import undo_lab_faults
+    # with --json the progress goes to stderr and stdout carries only the result (drpoc-recover/1)
     out = recover(args.inventory, timeout=args.timeout, release_lock=not args.keep_lock,
-                  archive_dir=args.archive_dir, say=lambda m: print(m, flush=True),
+                  archive_dir=args.archive_dir, say=_print if args.json else lambda m: print(m, flush=True),
                   undo_emulated_faults=undo_lab_faults)
+    if args.json:
+        print(json.dumps({"schema": "drpoc-recover/1", **out}, indent=2, default=str))
     return 0 if out["ok"] else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
     parser = argparse.ArgumentParser(prog="drpoc", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"drpoc-chaos {__version__}")
     sub = parser.add_subparsers(dest="cmd", required=True)
 
     lab = sub.add_parser("lab", help="the two-site lab on this machine (network namespaces, root only)")
@@ -142,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--keep-lock", action="store_true", help="leave the drill lock in place")
     rec.add_argument("--archive-dir", help="journal archive where drills that died are recorded (default: "
                                            "$DRPOC_ARCHIVE_DIR, then ./journal)")
+    rec.add_argument("--json", action="store_true",
+                     help="print the result as one JSON object (drpoc-recover/1); progress goes to stderr")
     rec.set_defaults(func=_recover)
 
     from .evidence.cli import add_review_parser, add_verify_parser

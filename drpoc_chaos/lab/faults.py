@@ -14,6 +14,7 @@ from typing import Any, Mapping
 
 from chaoslib.exceptions import ActivityFailed
 
+from ..activity import activity
 from ..inventory import Inventory
 from ..services.context import inventory
 from .system import LabError, run
@@ -40,6 +41,7 @@ def _nft(*args: str) -> None:
         raise ActivityFailed(str(exc)) from None
 
 
+@activity
 def block_inbound_ike(from_site: str = "aws", to_site: str = "onprem", seconds: float = 120,
                       enabled: bool = True, configuration: Mapping | None = None,
                       secrets: Mapping | None = None) -> dict[str, Any]:
@@ -56,6 +58,7 @@ def block_inbound_ike(from_site: str = "aws", to_site: str = "onprem", seconds: 
     return {"enabled": True, "blocked": f"IKE_SA_INIT {src} -> {dst}", "lapses_after_seconds": int(seconds)}
 
 
+@activity
 def unblock_inbound_ike(enabled: bool = True, configuration: Mapping | None = None,
                         secrets: Mapping | None = None) -> dict[str, Any]:
     """Lift every IKE block on the lab's WAN (idempotent). Returns how many IKE_SA_INIT requests were dropped."""
