@@ -14,22 +14,40 @@ is the fault site's gateway connection.
 from __future__ import annotations
 
 import ipaddress
+import os
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal, NoReturn, overload
 
 from ..core.secret_shapes import is_secret_key
-from .models import DrillTarget, Gateway, Inventory, InventoryError, MysqlEndpoint, Site, SshHost
+from .models import (
+    HEARTBEAT_FORMATS,
+    DrillTarget,
+    Gateway,
+    Heartbeat,
+    Inventory,
+    InventoryError,
+    MysqlEndpoint,
+    MysqlTls,
+    Site,
+    SshHost,
+)
 from .secrets import _ENV_NAME_RE, _WHAT, _WHAT_SHORT, SECRET_KINDS, _plausible_name
 
 FORMAT_VERSION = 1
 ROLES = ("source", "replica")
 
 _TOP_KEYS = {"version", "name", "ssh_defaults", "hosts", "mysql_defaults", "sites", "drill"}
+_TOP_KEYS |= {"heartbeat"}
+_HEARTBEAT_KEYS = {"table", "format"}
+_QUALIFIED_TABLE = re.compile(r"^[A-Za-z0-9_$]{1,64}\.[A-Za-z0-9_$]{1,64}$")
 _SSH_KEYS = {"user", "sudo", "key_file", "known_hosts", "connect_timeout", "command_timeout", "jump"}
 _HOST_KEYS = _SSH_KEYS | {"address", "port"}
 _MYSQL_DEFAULT_KEYS = {"user", "password", "database", "connect_timeout", "read_timeout", "write_timeout", "port"}
+_MYSQL_DEFAULT_KEYS |= {"ssl", "option_file", "option_group"}
 _MYSQL_KEYS = _MYSQL_DEFAULT_KEYS | {"address", "via"}
+_SSL_KEYS = {"ca", "cert", "key", "verify_identity"}
 _GATEWAY_KEYS = {"host", "connection", "local_subnet", "remote_subnet"}
 _DATABASE_KEYS = {"role", "host", "mysql"}
 _DRILL_KEYS = {"connection", "fault_site", "peer_site"}
@@ -189,7 +207,20 @@ class _Checker:
         hosts = self.build_hosts(data)
         sites = self.build_sites(data, hosts)
         drill = self.build_drill(data.get("drill", _MISSING), sites)
-        return Inventory(path=self.path, name=name, hosts=hosts, sites=sites, drill=drill)
+        heartbeat = self.build_heartbeat(data.get("heartbeat"))
+        return Inventory(path=self.path, name=name, hosts=hosts, sites=sites, drill=drill, heartbeat=heartbeat)
+
+    def build_heartbeat(self, value) -> Heartbeat:
+        hb = self.mapping(value, "heartbeat", _HEARTBEAT_KEYS, required=False)
+        table = self.string(hb.get("table"), "heartbeat.table", required=False) or Heartbeat.table
+        if not _QUALIFIED_TABLE.match(table):
+            self.fail("heartbeat.table", f"{_show(table)} is not schema.table (letters, digits, _ and $)",
+                      "write e.g. percona.heartbeat")
+        fmt = self.string(hb.get("format"), "heartbeat.format", required=False) or Heartbeat.format
+        if fmt not in HEARTBEAT_FORMATS:
+            self.fail("heartbeat.format", f"{_show(fmt)} is not a heartbeat format",
+                      "write drpoc (the drill writes the rows) or pt-heartbeat (a pt-heartbeat --update daemon does)")
+        return Heartbeat(table=table, format=fmt)
 
     def build_hosts(self, data) -> dict[str, SshHost]:
         defaults = self.mapping(data.get("ssh_defaults"), "ssh_defaults", _SSH_KEYS - {"jump"}, required=False)
@@ -297,13 +328,21 @@ class _Checker:
                 return mysql[k], f"{key}.mysql.{k}"
             return defaults.get(k, _MISSING), f"mysql_defaults.{k}"
 
+        option_file_value, okey = pick("option_file")
+        option_file = self.readable_file(option_file_value, okey) if option_file_value is not _MISSING else None
+        option_group = self.string(*pick("option_group"), required=False) or "client"
         user, ukey = pick("user")
-        if user is _MISSING:
-            self.fail(f"{key}.mysql.user", "no MySQL user", "set `user` in mysql_defaults or in the mysql block")
+        if user is _MISSING and not option_file:
+            self.fail(f"{key}.mysql.user", "no MySQL user",
+                      "set `user` in mysql_defaults or in the mysql block (or in an option_file's [client])")
         password, pkey = pick("password")
-        if password is _MISSING:
+        if password is _MISSING and not option_file:
             self.fail(f"{key}.mysql.password", "no password reference",
                       "set password: {file: PATH}, {env: NAME} or {secret: NAME} in mysql_defaults or the mysql block")
+        ssl = self.mysql_tls(*pick("ssl"))
+        if ssl is not None and mysql.get("via") is not None:
+            self.fail(f"{key}.mysql.ssl", "TLS through `via` (an SSH channel) is not supported",
+                      "the SSH channel already encrypts: remove `ssl`, or reach MySQL directly and keep `ssl`")
         database, dkey = pick("database")
         port, portkey = pick("port")
         via = mysql.get("via")
@@ -313,14 +352,44 @@ class _Checker:
             host=self.known_host(db.get("host", _MISSING), f"{key}.host", hosts),
             address=self.string(mysql.get("address", _MISSING), f"{key}.mysql.address"),
             port=self.port(port, portkey, default=3306),
-            user=self.string(user, ukey),
-            password_ref=self.password_ref(password, pkey),
+            user=self.string(user, ukey, required=not option_file) or "",
+            password_ref=self.password_ref(password, pkey) if password is not _MISSING else None,
             database=self.string(database, dkey, required=False),
             connect_timeout=self.seconds(*pick("connect_timeout"), 5.0),
             via=self.known_host(via, f"{key}.mysql.via", hosts) if via is not None else None,
             read_timeout=self.seconds(*pick("read_timeout"), 30.0),
             write_timeout=self.seconds(*pick("write_timeout"), 30.0),
+            ssl=ssl,
+            option_file=option_file,
+            option_group=option_group,
         )
+
+    def readable_file(self, value, key: str) -> str:
+        """A path (relative to the inventory's folder, `~` expanded) that must be a readable file now."""
+        path = self.file_path(value, key)
+        assert path is not None  # value was given
+        p = Path(path)
+        if not p.is_file():
+            self.fail(key, f"{path} does not exist or is not a file", "fix the path (relative paths are taken from "
+                      "the inventory's folder)")
+        if not os.access(p, os.R_OK):
+            self.fail(key, f"{path} is not readable by this user", "make it readable by the user running the drill")
+        return path
+
+    def mysql_tls(self, value, key: str) -> MysqlTls | None:
+        if value is _MISSING or value is None:
+            return None
+        tls = self.mapping(value, key, _SSL_KEYS)
+        if "ca" not in tls:
+            self.fail(f"{key}.ca", "missing: TLS without checking the server's certificate would trust anyone",
+                      "set ca: PATH (the CA that signed the server's certificate)")
+        if ("cert" in tls) != ("key" in tls):
+            self.fail(f"{key}.{'key' if 'cert' in tls else 'cert'}", "a client certificate needs both cert and key",
+                      "set both, or neither")
+        return MysqlTls(ca=self.readable_file(tls["ca"], f"{key}.ca"),
+                        cert=self.readable_file(tls["cert"], f"{key}.cert") if "cert" in tls else None,
+                        key=self.readable_file(tls["key"], f"{key}.key") if "key" in tls else None,
+                        verify_identity=self.boolean(tls.get("verify_identity"), f"{key}.verify_identity", True))
 
     def build_drill(self, value, sites: dict[str, Site]) -> DrillTarget:
         drill = self.mapping(value, "drill", _DRILL_KEYS, required=False)

@@ -27,7 +27,7 @@ def _plausible_name(kind: str, name: str) -> bool:
     return is_plausible_name(name)
 
 
-def resolve_secret(ref: Mapping, secrets: Mapping | None = None, *, where: str | None = None) -> str:
+def resolve_secret(ref: Mapping | None, secrets: Mapping | None = None, *, where: str | None = None) -> str:
     """Turn a password reference into its value.
 
     `{"env": NAME}` → the environment variable; `{"file": PATH}` → the file's content, stripped;

@@ -82,5 +82,7 @@ def database_credentials_resolve(configuration: Mapping | None = None, secrets: 
     resolve fails the probe with the key, the variable/file/secret it names and the fix."""
     inv = inventory(configuration)
     for db in (inv.source, inv.replica):
+        if db.password_ref is None:  # the option_file holds it: PyMySQL reads it when connecting
+            continue
         resolve_secret(db.password_ref, secrets, where=f"sites.{db.site}.database.mysql.password")
     return True
