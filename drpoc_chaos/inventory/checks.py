@@ -34,6 +34,7 @@ from .models import (
     SshHost,
 )
 from .secrets import _ENV_NAME_RE, _WHAT, _WHAT_SHORT, SECRET_KINDS, _plausible_name
+from .sshconfig import apply_ssh_config, read_ssh_config, ssh_config_path
 
 FORMAT_VERSION = 1
 ROLES = ("source", "replica")
@@ -43,6 +44,7 @@ _TOP_KEYS |= {"heartbeat"}
 _HEARTBEAT_KEYS = {"table", "format"}
 _QUALIFIED_TABLE = re.compile(r"^[A-Za-z0-9_$]{1,64}\.[A-Za-z0-9_$]{1,64}$")
 _SSH_KEYS = {"user", "sudo", "key_file", "known_hosts", "connect_timeout", "command_timeout", "jump"}
+_SSH_KEYS |= {"ssh_config"}
 _HOST_KEYS = _SSH_KEYS | {"address", "port"}
 _MYSQL_DEFAULT_KEYS = {"user", "password", "database", "connect_timeout", "read_timeout", "write_timeout", "port"}
 _MYSQL_DEFAULT_KEYS |= {"ssl", "option_file", "option_group"}
@@ -237,9 +239,7 @@ class _Checker:
                     return entry[k], f"{key}.{k}"
                 return defaults.get(k, _MISSING), f"ssh_defaults.{k}"
 
-            user, ukey = pick("user")
-            if user is _MISSING:
-                self.fail(f"{key}.user", "no login user", "set `user` in ssh_defaults or on the host")
+            user, ukey = pick("user")  # may come from ssh_config (User): checked once that is applied
             sudo, skey = pick("sudo")
             key_file, kkey = pick("key_file")
             known_hosts, hkey = pick("known_hosts")
@@ -249,13 +249,14 @@ class _Checker:
                 name=name,
                 address=self.string(entry.get("address", _MISSING), f"{key}.address"),
                 port=self.port(entry.get("port"), f"{key}.port", default=22),
-                user=self.string(user, ukey),
+                user=self.string(user, ukey) if user is not _MISSING else "",
                 sudo=self.boolean(sudo, skey, True),
                 key_file=self.file_path(key_file, kkey) if key_file is not _MISSING else None,
                 known_hosts=self.file_path(known_hosts, hkey) if known_hosts is not _MISSING else None,
                 connect_timeout=self.seconds(connect_timeout, ckey, 5.0),
                 command_timeout=self.seconds(command_timeout, tkey, 30.0),
                 jump=self.string(entry.get("jump"), f"{key}.jump", required=False),
+                set_keys=frozenset(k for k in _SSH_KEYS | {"port"} if k in entry or k in defaults),
             )
         for host in hosts.values():
             if host.jump is None:
@@ -269,15 +270,59 @@ class _Checker:
                               "make the chain end at a host without `jump`")
                 seen.append(hop)
                 hop = hosts[hop].jump
+        hosts = self.apply_ssh_configs(raw, defaults, hosts)
+        for name, host in hosts.items():
+            if not host.user:
+                self.fail(f"hosts.{name}.user", "no login user",
+                          "set `user` in ssh_defaults or on the host (or User in its ssh_config entry)")
         resolved: dict[str, SshHost] = {}
+        visiting: list[str] = []
 
         def resolve(name: str) -> SshHost:
+            if name in visiting:  # only an ssh_config ProxyJump can close a loop here: inventory jumps were checked
+                self.fail(f"hosts.{visiting[0]}", f"jump hosts loop through ssh_config ProxyJump: "
+                          f"{' → '.join(visiting + [name])}", "make the chain end at a host without a jump")
             if name not in resolved:
+                visiting.append(name)
                 host = hosts[name]
-                resolved[name] = replace(host, jump_host=resolve(host.jump)) if host.jump else host
+                needs = host.jump is not None and host.jump in hosts and host.jump_host is None
+                resolved[name] = replace(host, jump_host=resolve(host.jump)) if needs else host  # type: ignore[arg-type]
+                visiting.pop()
             return resolved[name]
 
         return {name: resolve(name) for name in hosts}
+
+    def apply_ssh_configs(self, raw: dict, defaults: dict, hosts: dict[str, SshHost]) -> dict[str, SshHost]:
+        """What each host's ssh_config (the inventory's `ssh_config`, else ~/.ssh/config when it exists) adds."""
+        parsed: dict[str, Any] = {}
+        out: dict[str, SshHost] = {}
+        for name, host in hosts.items():
+            entry = raw[name]
+            value, key = (entry["ssh_config"], f"hosts.{name}.ssh_config") if "ssh_config" in entry else \
+                (defaults.get("ssh_config"), "ssh_defaults.ssh_config")
+            text = self.string(value, key, required=False)
+            path, explicit = ssh_config_path(text, self.path.parent)
+            if path is None:
+                out[name] = host
+                continue
+            if path not in parsed:
+                try:
+                    parsed[path] = read_ssh_config(path)
+                except FileNotFoundError:
+                    if explicit:
+                        self.fail(key, f"ssh_config {path} does not exist", "fix the path, or write `none` to read "
+                                  "no ssh_config")
+                    parsed[path] = None
+                except (OSError, UnicodeDecodeError, ValueError) as exc:
+                    self.fail(key, f"cannot read ssh_config {path} ({exc})", "fix that file or the path")
+            if parsed[path] is None:
+                out[name] = host
+                continue
+
+            def fail(k: str, problem: str, fix: str) -> NoReturn:
+                self.fail(k, problem, fix)
+            out[name] = apply_ssh_config(host, parsed[path], path, fail, hosts)
+        return out
 
     def known_host(self, name, key: str, hosts: dict) -> str:
         name = self.string(name, key)

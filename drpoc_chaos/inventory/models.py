@@ -52,6 +52,8 @@ class SshHost:
     command_timeout: float
     jump: str | None = None
     jump_host: "SshHost | None" = field(default=None, repr=False, compare=False)
+    # the keys the inventory set for this host (on it or in ssh_defaults): an ssh_config file never overrides them
+    set_keys: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
 
     def __str__(self) -> str:
         return f"{self.name} [{self.address}]:{self.port}"
