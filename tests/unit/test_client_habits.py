@@ -148,3 +148,33 @@ def test_tls_failures_say_what_to_do(tmp_path, files):
     assert "does not name 127.0.0.1 (verify_identity)" in str(db_error(wrong_name, i.source, "CONNECT"))
     plain = dataclasses.replace(i.source, ssl=None)
     assert "is the lab up" in str(db_error(untrusted, plain, "CONNECT"))
+
+
+def test_lab_mysql_serves_tls_from_files_made_at_lab_up(tmp_path):
+    """The lab's my.cnf names the TLS files (MariaDB does not start without them); write_mysql_tls makes a CA and a
+    server certificate it signed, naming the host, its address and 127.0.0.1."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from drpoc_chaos.lab import configs
+    from drpoc_chaos.lab.keys import write_mysql_tls
+    from drpoc_chaos.lab.topology import ReplicaKnobs
+
+    cnf = configs.mariadb_cnf("aws-db", "/data/aws-db", 1, "source", ReplicaKnobs())
+    for line in ("ssl_ca = /etc/mysql/tls/ca.pem", "ssl_cert = /etc/mysql/tls/server-cert.pem",
+                 "ssl_key = /etc/mysql/tls/server-key.pem"):
+        assert line in cnf.splitlines()
+    write_mysql_tls(tmp_path, ["aws-db"], ["10.20.11.123", "127.0.0.1"])
+    ca = x509.load_pem_x509_certificate((tmp_path / "ca.pem").read_bytes())
+    cert = x509.load_pem_x509_certificate((tmp_path / "server-cert.pem").read_bytes())
+    assert cert.issuer == ca.subject
+    ca_key = ca.public_key()
+    assert isinstance(ca_key, ec.EllipticCurvePublicKey)
+    cert.verify_directly_issued_by(ca)
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert names.get_values_for_type(x509.DNSName) == ["aws-db"]
+    assert names.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address("10.20.11.123"),
+                                                          ipaddress.ip_address("127.0.0.1")]
+    assert oct((tmp_path / "server-key.pem").stat().st_mode & 0o777) == "0o600"
