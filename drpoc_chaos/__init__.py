@@ -5,7 +5,12 @@ The package is also a Chaos Toolkit extension: `discover()` lists every probe an
 """
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:  # the one version is pyproject.toml's, read from the installed package's metadata
+    __version__ = version("drpoc-chaos")
+except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"
 
 # every module that exports activities, with the kind each one exports
 ACTIVITY_MODULES = (

@@ -8,9 +8,13 @@ surface as one. Secrets are never part of a message: remote.py and db.py keep th
 """
 from __future__ import annotations
 
+import collections.abc
 import functools
+import inspect
 import logging
 import math
+import types
+import typing
 from typing import Any, Callable, TypeVar
 
 from chaoslib.exceptions import ActivityFailed, InterruptExecution
@@ -43,6 +47,7 @@ def activity(func: F) -> F:
         except _EXPECTED as exc:
             raise ActivityFailed(str(exc)) from None
 
+    wrapper.__signature__ = discoverable_signature(func)  # type: ignore[attr-defined]
     return wrapper  # type: ignore[return-value]
 
 
@@ -63,6 +68,31 @@ def table_arg(func: str, name: str, value: Any) -> str:
     except IdentifierError as exc:
         raise StepFailed(f"{exc} (fix the experiment or the --var)") from None
     return str(value)
+
+
+def _portable(annotation: Any) -> Any:
+    """The plain type `chaos discover` can name (chaoslib's portable_type_name knows bool, int, float, str, list, dict
+    …, nothing generic): `X | None` → X, `dict[str, Any]`/`Mapping` → dict, `list[str]`/`Sequence` → list; a real
+    union of several types stays as it is (shown as `object`)."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        members = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return _portable(members[0]) if len(members) == 1 else annotation
+    origin = typing.get_origin(annotation) or annotation
+    if origin in (dict, collections.abc.Mapping, collections.abc.MutableMapping):
+        return dict
+    if origin in (list, tuple, collections.abc.Sequence):
+        return list
+    return annotation
+
+
+def discoverable_signature(func: Callable[..., Any]) -> inspect.Signature:
+    """`func`'s signature with its annotations evaluated (`from __future__ import annotations` leaves them strings,
+    which chaoslib's discovery shows as `object`) and reduced to the plain types discovery can name."""
+    sig = inspect.signature(func)
+    hints = typing.get_type_hints(func)
+    params = [p.replace(annotation=_portable(hints[p.name])) if p.name in hints else p for p in sig.parameters.values()]
+    ret = _portable(hints["return"]) if "return" in hints else sig.return_annotation
+    return sig.replace(parameters=params, return_annotation=ret)
 
 
 def number(func: str, name: str, value: Any, *, minimum: float | None = None, integer: bool = False) -> float:

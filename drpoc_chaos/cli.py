@@ -1,4 +1,5 @@
-"""`drpoc` — the command line: the lab, manual recovery, and the evidence (review / verify)."""
+"""`drpoc` — the command line: a new project (init), the lab, manual recovery, the evidence (review / verify) and
+the schedules. Commands work in the project found from the working directory (or --project-dir)."""
 from __future__ import annotations
 
 import argparse
@@ -101,9 +102,12 @@ def _lab_exec(args: argparse.Namespace) -> int:
 def _recover(args: argparse.Namespace) -> int:
     from .drill.recover import recover
     from .lab.faults import undo_lab_faults
+    # with --json the progress goes to stderr and stdout carries only the result (drpoc-recover/1)
     out = recover(args.inventory, timeout=args.timeout, release_lock=not args.keep_lock,
-                  archive_dir=args.archive_dir, say=lambda m: print(m, flush=True),
+                  archive_dir=args.archive_dir, say=_print if args.json else lambda m: print(m, flush=True),
                   undo_emulated_faults=undo_lab_faults)
+    if args.json:
+        print(json.dumps({"schema": "drpoc-recover/1", **out}, indent=2, default=str))
     return 0 if out["ok"] else 1
 
 
@@ -125,9 +129,35 @@ def _gateway_helper(args: argparse.Namespace) -> int:
     return 0
 
 
+def _init(args: argparse.Namespace) -> int:
+    from .project import init_project
+    written = init_project(args.directory, force=args.force)
+    root = os.path.abspath(args.directory)
+    for path in written:
+        print(f"wrote {path}")
+    print(f"wrote {os.path.join(root, 'journal')}/ (the archive: journals and their ledger)")
+    print(f"\nNext: cd {root}; edit inventory.yaml for your sites and `export DRPOC_INVENTORY=$PWD/inventory.yaml` "
+          "(without it the drills use the lab's inventory); `chaos run experiments/vpn_outage.yaml`; "
+          "`drpoc schedule up`.")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
     parser = argparse.ArgumentParser(prog="drpoc", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"drpoc-chaos {__version__}")
+    parser.add_argument("--project-dir", metavar="DIR",
+                        help="the project (experiments/, flows/prefect.yaml, journal/) to work in (default: the "
+                             "working directory or the first parent that is one)")
     sub = parser.add_subparsers(dest="cmd", required=True)
+
+    init = sub.add_parser("init", help="write a ready project into DIR: experiments, flows/prefect.yaml, an "
+                                       "inventory template and an empty journal/",
+                          description="The files are yours to edit; drpoc never writes them again (an existing "
+                                      "file is refused unless --force).")
+    init.add_argument("directory", metavar="DIR")
+    init.add_argument("--force", action="store_true", help="replace files that exist with the shipped ones")
+    init.set_defaults(func=_init)
 
     lab = sub.add_parser("lab", help="the two-site lab on this machine (network namespaces, root only)")
     lsub = lab.add_subparsers(dest="lab_cmd", required=True)
@@ -164,6 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--keep-lock", action="store_true", help="leave the drill lock in place")
     rec.add_argument("--archive-dir", help="journal archive where drills that died are recorded (default: "
                                            "$DRPOC_ARCHIVE_DIR, then ./journal)")
+    rec.add_argument("--json", action="store_true",
+                     help="print the result as one JSON object (drpoc-recover/1); progress goes to stderr")
     rec.set_defaults(func=_recover)
 
     gh = sub.add_parser("gateway-helper", help="print the gateway helper script (install it root-owned at "
@@ -188,11 +220,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from .inventory import InventoryError
     from .lab.system import LabError
+    from .project import PROJECT_DIR_ENV, ProjectError
     from .remote import RemoteError
     from .services.errors import StepFailed
+    if args.project_dir:
+        os.environ[PROJECT_DIR_ENV] = os.path.abspath(args.project_dir)
     try:
         return args.func(args)
-    except (LabError, InventoryError, RemoteError, ActivityFailed, StepFailed) as exc:
+    except (LabError, InventoryError, RemoteError, ActivityFailed, ProjectError, StepFailed) as exc:
         _print(f"drpoc: {exc}")
         return 1
     except KeyboardInterrupt:

@@ -69,8 +69,10 @@ def _where(endpoint: MysqlEndpoint) -> str:
     return f"MySQL {endpoint.role} ({endpoint.site}) {endpoint.address}:{endpoint.port}{via}"
 
 
-def _ref_text(ref: Mapping) -> str:
-    kind, name = next(iter(ref.items())) if ref else ("?", "?")
+def _ref_text(ref: Mapping | None, option_file: str | None = None) -> str:
+    if not ref:
+        return f"the password in option_file {option_file}"
+    kind, name = next(iter(ref.items()))
     return {"env": f"environment variable {name}", "file": f"file {name}",
             "secret": f"Chaos Toolkit secret {name}"}.get(kind, str(kind))
 
@@ -79,8 +81,8 @@ def _fix(code: int | None, endpoint: MysqlEndpoint, verb: str) -> str:
     user, db = endpoint.user, endpoint.database
     seen_from = f" as seen from {endpoint.via}" if endpoint.via else ""
     if code == ER.ACCESS_DENIED_ERROR:  # 1045
-        return (f"check the password reference ({_ref_text(endpoint.password_ref)}) and that user {user} exists "
-                f"with a grant for this client's host")
+        ref = _ref_text(endpoint.password_ref, endpoint.option_file)
+        return f"check the password reference ({ref}) and that user {user} exists with a grant for this client's host"
     if code == ER.DBACCESS_DENIED_ERROR:  # 1044
         return f"grant {user} privileges on {db}, or fix `database` in the inventory"
     if code == ER.BAD_DB_ERROR:  # 1049
@@ -118,6 +120,20 @@ def _fix(code: int | None, endpoint: MysqlEndpoint, verb: str) -> str:
     return f"see the MySQL error reference for {code}" if code else "see the error above"
 
 
+def _tls_fix(text: str, endpoint: MysqlEndpoint) -> str | None:
+    """What to do when the TLS handshake failed (certificate not trusted, wrong name, server without TLS)."""
+    tls = endpoint.ssl
+    if tls is None or not any(w in text for w in ("SSL", "certificate", "TLS")):
+        return None
+    if "mismatch" in text or "match" in text and "hostname" in text:
+        return (f"the server's certificate does not name {endpoint.address} (verify_identity): connect with an "
+                f"address the certificate names, or reissue it with {endpoint.address} in subjectAltName")
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        return (f"the server's certificate is not signed by ssl.ca {tls.ca}: give the CA that signed the server's "
+                "ssl_cert, or check that the server was given the certificate you expect (FLUSH SSL reloads it)")
+    return "the server did not complete TLS: check that it has ssl_cert/ssl_key (have_ssl = YES) and its error log"
+
+
 def db_error(exc: BaseException, endpoint: MysqlEndpoint, verb: str, password: str | None = None) -> DbError:
     """The DbError for a PyMySQL exception raised while running `verb` on `endpoint` (pure).
 
@@ -129,7 +145,8 @@ def db_error(exc: BaseException, endpoint: MysqlEndpoint, verb: str, password: s
     if password:
         text = text.replace(password, "***")
     detail = f"({code}) {text}" if code is not None else f"{type(exc).__name__}: {text}"
-    return DbError(f"{_where(endpoint)}: {verb} failed: {detail}: {_fix(code, endpoint, verb)}",
+    fix = _tls_fix(text, endpoint) or _fix(code, endpoint, verb)
+    return DbError(f"{_where(endpoint)}: {verb} failed: {detail}: {fix}",
                    endpoint=endpoint, verb=verb, code=code)
 
 
@@ -140,14 +157,15 @@ def connect(endpoint: MysqlEndpoint, inventory: Inventory, secrets: Mapping | No
     With `via`, MySQL is reached through an SSH direct-tcpip channel from that host (`pool` is the SSH pool,
     remote.POOL by default). Raises DbError, or InventoryError when the password reference cannot be resolved.
     """
-    password = resolve_secret(endpoint.password_ref, secrets,
-                              where=f"sites.{endpoint.site}.database.mysql.password")
+    password = "" if endpoint.password_ref is None else resolve_secret(
+        endpoint.password_ref, secrets, where=f"sites.{endpoint.site}.database.mysql.password")
     options: dict[str, Any] = dict(
-        host=endpoint.address, port=endpoint.port, user=endpoint.user, password=password,
+        host=endpoint.address, port=endpoint.port, user=endpoint.user or None, password=password,
         database=endpoint.database, charset="utf8mb4", autocommit=True,
         cursorclass=pymysql.cursors.DictCursor, connect_timeout=endpoint.connect_timeout,
         read_timeout=endpoint.read_timeout, write_timeout=endpoint.write_timeout,
     )
+    options.update(client_options(endpoint))
     log.debug("mysql %s: connecting as %s", _where(endpoint), endpoint.user)
     if not endpoint.via:
         try:
@@ -169,9 +187,23 @@ def connect(endpoint: MysqlEndpoint, inventory: Inventory, secrets: Mapping | No
     return conn
 
 
+def client_options(endpoint: MysqlEndpoint) -> dict[str, Any]:
+    """PyMySQL's arguments for the endpoint's TLS and option file (pure). PyMySQL reads the option file's group
+    only for what it is not given (user, password, host, port, database, ssl-*): the inventory's values win."""
+    out: dict[str, Any] = {}
+    if endpoint.option_file:
+        out.update(read_default_file=endpoint.option_file, read_default_group=endpoint.option_group)
+    if endpoint.ssl:
+        out.update(ssl_ca=endpoint.ssl.ca, ssl_verify_cert=True, ssl_verify_identity=endpoint.ssl.verify_identity)
+        if endpoint.ssl.cert:
+            out.update(ssl_cert=endpoint.ssl.cert, ssl_key=endpoint.ssl.key)
+    return out
+
+
 def _endpoint_key(endpoint: MysqlEndpoint) -> tuple:
     return (endpoint.site, endpoint.role, endpoint.address, endpoint.port, endpoint.via, endpoint.user,
-            endpoint.database, tuple(sorted((endpoint.password_ref or {}).items())))
+            endpoint.database, tuple(sorted((endpoint.password_ref or {}).items())), endpoint.ssl,
+            endpoint.option_file, endpoint.option_group)
 
 
 class DbPool:

@@ -4,7 +4,8 @@ A thin shell: nothing here interprets what a command prints.
 
 - One SSH connection per host, kept in a `SshPool` (module default `POOL`, closed at exit) and shared by threads;
   a dead transport is replaced transparently, once.
-- Host keys are always verified against the inventory's `known_hosts` (and `~/.ssh/known_hosts`): an unknown or
+- Host keys are always verified against the inventory's `known_hosts` (and `~/.ssh/known_hosts`,
+  `/etc/ssh/ssh_known_hosts`): an unknown or
   changed key is a `RemoteError`, never a silent accept. `SshPool(accept_unknown_host_keys=True)` is the only way
   to accept unknown keys, and it is off by default.
 - Authentication: the host's `key_file` and the ssh-agent; never passwords, never keys found in ~/.ssh by guessing.
@@ -41,6 +42,7 @@ log = logging.getLogger("chaostoolkit")
 logging.getLogger("paramiko.transport").setLevel(logging.CRITICAL)
 
 USER_KNOWN_HOSTS = "~/.ssh/known_hosts"
+SYSTEM_KNOWN_HOSTS = "/etc/ssh/ssh_known_hosts"  # read too, as OpenSSH does (GlobalKnownHostsFile)
 _READ_CHUNK = 32768
 _POLL = 0.1  # seconds between checks for an exit status that came without a channel close
 
@@ -113,10 +115,12 @@ class SshPool:
     """
 
     def __init__(self, client_factory: Callable[[], paramiko.SSHClient] = paramiko.SSHClient, *,
-                 accept_unknown_host_keys: bool = False, user_known_hosts: str | None = USER_KNOWN_HOSTS):
+                 accept_unknown_host_keys: bool = False, user_known_hosts: str | None = USER_KNOWN_HOSTS,
+                 system_known_hosts: str | None = SYSTEM_KNOWN_HOSTS):
         self._factory = client_factory
         self._accept_unknown = accept_unknown_host_keys
         self._user_known_hosts = user_known_hosts
+        self._system_known_hosts = system_known_hosts
         self._clients: dict[tuple, paramiko.SSHClient] = {}
         self._locks: dict[tuple, threading.RLock] = {}
         self._lock = threading.Lock()
@@ -208,7 +212,7 @@ class SshPool:
                 f"fix `key_file` in the inventory (the lab writes it on `drpoc lab up`)", host=host.name,
                 kind="config")
         client = self._factory()
-        for path in (host.known_hosts, self._user_known_hosts):
+        for path in (host.known_hosts, self._user_known_hosts, self._system_known_hosts):
             if not path:
                 continue
             path = os.path.expanduser(path)

@@ -15,8 +15,6 @@ import sys
 from pathlib import Path
 
 from drpoc_chaos.scheduling import (
-    PREFECT_FILE,
-    REPO_ROOT,
     SchedulingError,
     apply_deployments,
     deployment_lines,
@@ -24,10 +22,12 @@ from drpoc_chaos.scheduling import (
     next_fire_times,
 )
 
+PROJECT = Path(__file__).resolve().parents[1]  # this file is the project's flows/deploy.py
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="flows/deploy.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--prefect-file", type=Path, default=PREFECT_FILE)
+    parser.add_argument("--prefect-file", type=Path, default=PROJECT / "flows" / "prefect.yaml")
     parser.add_argument("--dry-run", action="store_true", help="print the deployments and next fire times only")
     args = parser.parse_args(argv)
     try:
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
                       + ", ".join(t.isoformat() for t in times))
         return 0
     try:
-        ids = apply_deployments(specs, repo=REPO_ROOT, prefect_file=args.prefect_file)
+        ids = apply_deployments(specs, repo=PROJECT, prefect_file=args.prefect_file)
     except SchedulingError as exc:
         print(f"flows/deploy.py: {exc}", file=sys.stderr)
         return 1

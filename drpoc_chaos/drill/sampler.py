@@ -15,7 +15,7 @@ from typing import Any
 from .. import db, remote
 from ..services.context import sql
 from ..services.gateway import read_status, state_of
-from ..services.replica import PING_TABLE, read_heartbeat_age, write_heartbeat
+from ..services.replica import PING_TABLE, heartbeat_written_by_drpoc, read_heartbeat_age, write_heartbeat
 from ..services.replica import read_status as read_replica_status
 
 
@@ -78,7 +78,8 @@ class Sampler:
             s.update({"io": None, "sql": None})
             errors.append(f"replica status: {exc}"[:160])
         try:
-            write_heartbeat(self.inv, self.secrets, pool=self._db)
+            if heartbeat_written_by_drpoc(self.inv):  # else a pt-heartbeat daemon writes the rows
+                write_heartbeat(self.inv, self.secrets, pool=self._db)
             s["heartbeat_lag"] = _round(read_heartbeat_age(self.inv, self.secrets, pool=self._db))
         except Exception as exc:  # noqa: BLE001
             s["heartbeat_lag"] = None

@@ -10,6 +10,7 @@ Exit codes
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from typing import Any, Mapping, Sequence, TextIO
 
@@ -49,9 +50,10 @@ def _line(text: str) -> str:
 def review_command(paths: Sequence[str], out_dir: str, *,
                    expected_interval_days: Mapping[str, float | None] | None = None,
                    public_key: str | None = None, strict: bool = False, out: TextIO | None = None,
-                   secrets: Sequence[str] = ()) -> int:
-    """Write the HTML and Markdown review of the journals in ``paths`` into ``out_dir``; print a summary.
-    Every journal is redacted (with ``secrets`` and what it holds under secret-looking keys) before it is read."""
+                   secrets: Sequence[str] = (), as_json: bool = False) -> int:
+    """Write the HTML and Markdown review of the journals in ``paths`` into ``out_dir``; print a summary (with
+    ``as_json``, one JSON object: `review_json`). Every journal is redacted (with ``secrets`` and what it holds under
+    secret-looking keys) before it is read."""
     from .report import integrity_summary, write_review  # local: keeps `drpoc --help` fast
 
     out = out or sys.stdout
@@ -59,10 +61,15 @@ def review_command(paths: Sequence[str], out_dir: str, *,
     try:
         records, problems = load_journals(paths, public_key=public_key, secrets=secrets)
     except LedgerError as exc:  # only an unusable public key gets here
-        print(f"drpoc review: {exc}", file=out)
+        _error(out, "review", str(exc), as_json)
         return 2
     history = build_history(records, expected_interval_days)
     html_path, md_path = write_review(records, problems, history, out_dir, inputs=paths)
+    failed = [r for r in records if r.counted and r.passed is False]
+    code = 1 if problems or (strict and (failed or history.overdue)) else 0
+    if as_json:
+        print(json.dumps(review_json(records, problems, history, (html_path, md_path), code), indent=2), file=out)
+        return code
 
     rate = fmt.pct(history.pass_rate)
     print(f"Reviewed {len(records)} journal(s): {history.passed} of {history.judged} judged drill(s) passed ({rate}).",
@@ -74,7 +81,6 @@ def review_command(paths: Sequence[str], out_dir: str, *,
     def when(r) -> str:
         return f"{fmt.utc_short(r.started)} UTC" if r.started else "n/a"
 
-    failed = [r for r in records if r.counted and r.passed is False]
     for r in failed:
         print(f"  NOT PASSED {when(r)} {_line(r.scenario)} {_line(fmt.short_id(r.run_id))}: "
               f"{_line(r.verdict_label)}", file=out)
@@ -98,34 +104,69 @@ def review_command(paths: Sequence[str], out_dir: str, *,
     for p in problems:
         print(f"  PROBLEM ({p.kind}) {_line(str(p))}", file=out)
     print(f"Wrote {html_path}\nWrote {md_path}", file=out)
-    if problems:
-        return 1
-    if strict and (failed or history.overdue):
-        return 1
-    return 0
+    return code
+
+
+def _error(out: TextIO, command: str, message: str, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"error": message}), file=out)
+    else:
+        print(f"drpoc {command}: {message}", file=out)
+
+
+def _iso(when: Any) -> str | None:
+    return when.isoformat() if when is not None else None
+
+
+def review_json(records: Sequence[Any], problems: Sequence[Any], history: Any, written: tuple[Any, Any],
+                exit_code: int) -> dict[str, Any]:
+    """`drpoc review --json` (schema `drpoc-review/1`, docs/EVIDENCE.md): the summary the text output prints."""
+    from .report import integrity_summary
+
+    return {
+        "schema": "drpoc-review/1",
+        "exit_code": exit_code,
+        "journals": len(records),
+        "judged": history.judged,
+        "passed": history.passed,
+        "pass_rate": history.pass_rate,
+        "not_started": len(history.not_started),
+        "excluded": len(history.excluded),
+        "integrity": integrity_summary(records, problems),
+        "drills": [{"run_id": r.run_id, "scenario": r.scenario, "started": _iso(r.started), "verdict": r.verdict,
+                    "passed": r.passed, "counted": r.counted, "integrity": r.integrity, "cause": r.cause,
+                    "reasons": list(r.reasons or r.issues[:1])} for r in records],
+        "overdue": [{"scenario": s.scenario, "status": s.schedule_status} for s in history.overdue],
+        "problems": [{"kind": p.kind, "source": p.source, "message": p.message} for p in problems],
+        "report": {"html": str(written[0]), "markdown": str(written[1])},
+    }
 
 
 def verify_command(archive_dir: str, public_key: str | None = None, *, expected_head: str | None = None,
                    heads_file: str | None = None, heads_archive: str | None = None, allow_empty: bool = False,
-                   out: TextIO | None = None) -> int:
+                   out: TextIO | None = None, as_json: bool = False) -> int:
     """Verify an archive against its ledger (and the heads recorded in ``heads_file`` for it, or for
-    ``heads_archive`` when verifying a copy); print each finding; 0 only when nothing was found."""
+    ``heads_archive`` when verifying a copy); print each finding (with ``as_json``, one JSON object:
+    `verify_json`); 0 only when nothing was found."""
     out = out or sys.stdout
     try:
         heads = read_heads(heads_file, heads_archive or archive_dir) if heads_file else None
         report = verify_archive(archive_dir, public_key, expected_head=expected_head, heads=heads,
                                 allow_empty=allow_empty)
     except LedgerError as exc:
-        print(f"drpoc verify: {exc}", file=out)
+        _error(out, "verify", str(exc), as_json)
         return 2
     except OSError as exc:  # verify_archive reports what it finds on disk; this is a last resort, never a traceback
-        print(f"drpoc verify: cannot read {archive_dir}: {exc}", file=out)
+        _error(out, "verify", f"cannot read {archive_dir}: {exc}", as_json)
         return 1
     if heads is not None and heads_file and not any("invalid" not in h for h in heads):  # heads come from the file
         # Checking against nothing would pass silently: the very hole recorded heads are meant to close.
         report.add("heads-none", heads_file, f"no head recorded for {heads_archive or archive_dir} in this file; "
                    "pass --heads-archive with the path the archive had when it was recorded (a copy elsewhere), "
                    f"or check that {HEAD_FILE_ENV} was set where drills archive")
+    if as_json:
+        print(json.dumps(verify_json(report), indent=2), file=out)
+        return 0 if report.ok else 1
     for f in report.findings:
         print(f"FINDING [{f.kind}] {f}", file=out)
     for note in report.notes:
@@ -137,6 +178,29 @@ def verify_command(archive_dir: str, public_key: str | None = None, *, expected_
     return 0 if report.ok else 1
 
 
+def verify_json(report: Any) -> dict[str, Any]:
+    """`drpoc verify --json` (schema `drpoc-verify/1`, docs/EVIDENCE.md)."""
+    return {
+        "schema": "drpoc-verify/1",
+        "archive": report.archive_dir,
+        "ok": report.ok,
+        "summary": report.summary(),
+        "entries": report.entries,
+        "files": report.files,
+        "intents": report.intents,
+        "signed_entries": report.signed_entries,
+        "signatures_checked": report.signatures_checked,
+        "key_id": report.key_id,
+        "head": {"seq": report.head[0], "entry_hash": report.head[1]} if report.head else None,
+        "heads_checked": report.heads_checked,
+        "empty": report.empty,
+        "findings": [{"kind": f.kind, "subject": f.subject, "message": f.message, "line": f.line, "file": f.file}
+                     for f in report.findings],
+        "notes": list(report.notes),
+        "file_status": dict(report.file_status),
+    }
+
+
 # ------------------------------------------------------------------------------------------------ argparse
 def _run_review(args: argparse.Namespace) -> int:
     try:
@@ -145,12 +209,13 @@ def _run_review(args: argparse.Namespace) -> int:
         print(f"drpoc review: {exc}", file=sys.stderr)
         return 2
     return review_command(args.paths, args.out, expected_interval_days=schedule, public_key=args.public_key,
-                          strict=args.strict, secrets=_known_secrets(args.secret_env or [], args.inventory))
+                          strict=args.strict, secrets=_known_secrets(args.secret_env or [], args.inventory),
+                          as_json=args.json)
 
 
 def _run_verify(args: argparse.Namespace) -> int:
     return verify_command(args.archive_dir, args.public_key, expected_head=args.expect_head, heads_file=args.heads,
-                          heads_archive=args.heads_archive, allow_empty=args.allow_empty)
+                          heads_archive=args.heads_archive, allow_empty=args.allow_empty, as_json=args.json)
 
 
 def add_review_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -176,6 +241,7 @@ def add_review_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--inventory", metavar="FILE",
                    help="inventory whose database passwords are scrubbed too when they resolve here "
                         "(default: $DRPOC_INVENTORY when set)")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object (drpoc-review/1)")
     p.set_defaults(func=_run_review)
     return p
 
@@ -200,6 +266,7 @@ def add_verify_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="the archive's path as recorded in the heads file, when verifying a copy")
     p.add_argument("--allow-empty", action="store_true",
                    help="an empty or missing archive is OK (nothing archived yet); recorded heads still count")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object (drpoc-verify/1)")
     p.set_defaults(func=_run_verify)
     return p
 

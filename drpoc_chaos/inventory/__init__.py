@@ -23,16 +23,28 @@ the module of their concern (`loader.DEFAULT_LAB_INVENTORY`, `loader.MAX_EXPANDE
 from __future__ import annotations
 
 from .loader import DEFAULT_LAB_INVENTORY, clear_cache, load_inventory, parse_inventory
-from .models import DrillTarget, Gateway, Inventory, InventoryError, MysqlEndpoint, Site, SshHost
+from .models import (
+    DrillTarget,
+    Gateway,
+    Heartbeat,
+    Inventory,
+    InventoryError,
+    MysqlEndpoint,
+    MysqlTls,
+    Site,
+    SshHost,
+)
 from .secrets import resolve_secret
 
 __all__ = [
     "DEFAULT_LAB_INVENTORY",
     "DrillTarget",
     "Gateway",
+    "Heartbeat",
     "Inventory",
     "InventoryError",
     "MysqlEndpoint",
+    "MysqlTls",
     "Site",
     "SshHost",
     "clear_cache",

@@ -14,6 +14,8 @@ is the fault site's gateway connection.
 from __future__ import annotations
 
 import ipaddress
+import os
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal, NoReturn, overload
@@ -23,24 +25,34 @@ from ..core.secret_shapes import is_secret_key
 from .models import (
     CONTROLS,
     DEFAULT_HELPER_PATH,
+    HEARTBEAT_FORMATS,
     DrillTarget,
     Gateway,
+    Heartbeat,
     Inventory,
     InventoryError,
     MysqlEndpoint,
+    MysqlTls,
     Site,
     SshHost,
 )
 from .secrets import _ENV_NAME_RE, _WHAT, _WHAT_SHORT, SECRET_KINDS, _plausible_name
+from .sshconfig import apply_ssh_config, read_ssh_config, ssh_config_path
 
 FORMAT_VERSION = 1
 ROLES = ("source", "replica")
 
 _TOP_KEYS = {"version", "name", "ssh_defaults", "hosts", "mysql_defaults", "sites", "drill"}
+_TOP_KEYS |= {"heartbeat"}
+_HEARTBEAT_KEYS = {"table", "format"}
+_QUALIFIED_TABLE = re.compile(r"^[A-Za-z0-9_$]{1,64}\.[A-Za-z0-9_$]{1,64}$")
 _SSH_KEYS = {"user", "sudo", "key_file", "known_hosts", "connect_timeout", "command_timeout", "jump"}
+_SSH_KEYS |= {"ssh_config"}
 _HOST_KEYS = _SSH_KEYS | {"address", "port"}
 _MYSQL_DEFAULT_KEYS = {"user", "password", "database", "connect_timeout", "read_timeout", "write_timeout", "port"}
+_MYSQL_DEFAULT_KEYS |= {"ssl", "option_file", "option_group"}
 _MYSQL_KEYS = _MYSQL_DEFAULT_KEYS | {"address", "via"}
+_SSL_KEYS = {"ca", "cert", "key", "verify_identity"}
 _GATEWAY_KEYS = {"host", "connection", "child", "control", "helper", "local_subnet", "remote_subnet"}
 _DATABASE_KEYS = {"role", "host", "mysql"}
 _DRILL_KEYS = {"connection", "fault_site", "peer_site"}
@@ -214,7 +226,20 @@ class _Checker:
         hosts = self.build_hosts(data)
         sites = self.build_sites(data, hosts)
         drill = self.build_drill(data.get("drill", _MISSING), sites)
-        return Inventory(path=self.path, name=name, hosts=hosts, sites=sites, drill=drill)
+        heartbeat = self.build_heartbeat(data.get("heartbeat"))
+        return Inventory(path=self.path, name=name, hosts=hosts, sites=sites, drill=drill, heartbeat=heartbeat)
+
+    def build_heartbeat(self, value) -> Heartbeat:
+        hb = self.mapping(value, "heartbeat", _HEARTBEAT_KEYS, required=False)
+        table = self.string(hb.get("table"), "heartbeat.table", required=False) or Heartbeat.table
+        if not _QUALIFIED_TABLE.match(table):
+            self.fail("heartbeat.table", f"{_show(table)} is not schema.table (letters, digits, _ and $)",
+                      "write e.g. percona.heartbeat")
+        fmt = self.string(hb.get("format"), "heartbeat.format", required=False) or Heartbeat.format
+        if fmt not in HEARTBEAT_FORMATS:
+            self.fail("heartbeat.format", f"{_show(fmt)} is not a heartbeat format",
+                      "write drpoc (the drill writes the rows) or pt-heartbeat (a pt-heartbeat --update daemon does)")
+        return Heartbeat(table=table, format=fmt)
 
     def build_hosts(self, data) -> dict[str, SshHost]:
         defaults = self.mapping(data.get("ssh_defaults"), "ssh_defaults", _SSH_KEYS - {"jump"}, required=False)
@@ -232,9 +257,7 @@ class _Checker:
                     return entry[k], f"{key}.{k}"
                 return defaults.get(k, _MISSING), f"ssh_defaults.{k}"
 
-            user, ukey = pick("user")
-            if user is _MISSING:
-                self.fail(f"{key}.user", "no login user", "set `user` in ssh_defaults or on the host")
+            user, ukey = pick("user")  # may come from ssh_config (User): checked once that is applied
             sudo, skey = pick("sudo")
             key_file, kkey = pick("key_file")
             known_hosts, hkey = pick("known_hosts")
@@ -244,13 +267,14 @@ class _Checker:
                 name=name,
                 address=self.address(entry.get("address", _MISSING), f"{key}.address"),
                 port=self.port(entry.get("port"), f"{key}.port", default=22),
-                user=self.login(user, ukey),
+                user=self.login(user, ukey) if user is not _MISSING else "",
                 sudo=self.boolean(sudo, skey, True),
                 key_file=self.file_path(key_file, kkey) if key_file is not _MISSING else None,
                 known_hosts=self.file_path(known_hosts, hkey) if known_hosts is not _MISSING else None,
                 connect_timeout=self.seconds(connect_timeout, ckey, 5.0),
                 command_timeout=self.seconds(command_timeout, tkey, 30.0),
                 jump=self.string(entry.get("jump"), f"{key}.jump", required=False),
+                set_keys=frozenset(k for k in _SSH_KEYS | {"port"} if k in entry or k in defaults),
             )
         for host in hosts.values():
             if host.jump is None:
@@ -264,12 +288,24 @@ class _Checker:
                               "make the chain end at a host without `jump`")
                 seen.append(hop)
                 hop = hosts[hop].jump
+        hosts = self.apply_ssh_configs(raw, defaults, hosts)
+        for name, host in hosts.items():
+            if not host.user:
+                self.fail(f"hosts.{name}.user", "no login user",
+                          "set `user` in ssh_defaults or on the host (or User in its ssh_config entry)")
         resolved: dict[str, SshHost] = {}
+        visiting: list[str] = []
 
         def resolve(name: str) -> SshHost:
+            if name in visiting:  # only an ssh_config ProxyJump can close a loop here: inventory jumps were checked
+                self.fail(f"hosts.{visiting[0]}", f"jump hosts loop through ssh_config ProxyJump: "
+                          f"{' → '.join(visiting + [name])}", "make the chain end at a host without a jump")
             if name not in resolved:
+                visiting.append(name)
                 host = hosts[name]
-                resolved[name] = replace(host, jump_host=resolve(host.jump)) if host.jump else host
+                needs = host.jump is not None and host.jump in hosts and host.jump_host is None
+                resolved[name] = replace(host, jump_host=resolve(host.jump)) if needs else host  # type: ignore[arg-type]
+                visiting.pop()
             return resolved[name]
 
         return {name: resolve(name) for name in hosts}
@@ -296,6 +332,38 @@ class _Checker:
             self.fail(key, f"{_show(text, key)} is not an absolute path of plain names",
                       f"write where the helper is installed, e.g. {DEFAULT_HELPER_PATH}")
         return text
+
+    def apply_ssh_configs(self, raw: dict, defaults: dict, hosts: dict[str, SshHost]) -> dict[str, SshHost]:
+        """What each host's ssh_config (the inventory's `ssh_config`, else ~/.ssh/config when it exists) adds."""
+        parsed: dict[str, Any] = {}
+        out: dict[str, SshHost] = {}
+        for name, host in hosts.items():
+            entry = raw[name]
+            value, key = (entry["ssh_config"], f"hosts.{name}.ssh_config") if "ssh_config" in entry else \
+                (defaults.get("ssh_config"), "ssh_defaults.ssh_config")
+            text = self.string(value, key, required=False)
+            path, explicit = ssh_config_path(text, self.path.parent)
+            if path is None:
+                out[name] = host
+                continue
+            if path not in parsed:
+                try:
+                    parsed[path] = read_ssh_config(path)
+                except FileNotFoundError:
+                    if explicit:
+                        self.fail(key, f"ssh_config {path} does not exist", "fix the path, or write `none` to read "
+                                  "no ssh_config")
+                    parsed[path] = None
+                except (OSError, UnicodeDecodeError, ValueError) as exc:
+                    self.fail(key, f"cannot read ssh_config {path} ({exc})", "fix that file or the path")
+            if parsed[path] is None:
+                out[name] = host
+                continue
+
+            def fail(k: str, problem: str, fix: str) -> NoReturn:
+                self.fail(k, problem, fix)
+            out[name] = apply_ssh_config(host, parsed[path], path, fail, hosts)
+        return out
 
     def known_host(self, name, key: str, hosts: dict) -> str:
         name = self.string(name, key)
@@ -358,13 +426,21 @@ class _Checker:
                 return mysql[k], f"{key}.mysql.{k}"
             return defaults.get(k, _MISSING), f"mysql_defaults.{k}"
 
+        option_file_value, okey = pick("option_file")
+        option_file = self.readable_file(option_file_value, okey) if option_file_value is not _MISSING else None
+        option_group = self.string(*pick("option_group"), required=False) or "client"
         user, ukey = pick("user")
-        if user is _MISSING:
-            self.fail(f"{key}.mysql.user", "no MySQL user", "set `user` in mysql_defaults or in the mysql block")
+        if user is _MISSING and not option_file:
+            self.fail(f"{key}.mysql.user", "no MySQL user",
+                      "set `user` in mysql_defaults or in the mysql block (or in an option_file's [client])")
         password, pkey = pick("password")
-        if password is _MISSING:
+        if password is _MISSING and not option_file:
             self.fail(f"{key}.mysql.password", "no password reference",
                       "set password: {file: PATH}, {env: NAME} or {secret: NAME} in mysql_defaults or the mysql block")
+        ssl = self.mysql_tls(*pick("ssl"))
+        if ssl is not None and mysql.get("via") is not None:
+            self.fail(f"{key}.mysql.ssl", "TLS through `via` (an SSH channel) is not supported",
+                      "the SSH channel already encrypts: remove `ssl`, or reach MySQL directly and keep `ssl`")
         database, dkey = pick("database")
         if database is not _MISSING and database is not None:
             problem = sql_ident_problem(database)
@@ -378,14 +454,44 @@ class _Checker:
             host=self.known_host(db.get("host", _MISSING), f"{key}.host", hosts),
             address=self.address(mysql.get("address", _MISSING), f"{key}.mysql.address"),
             port=self.port(port, portkey, default=3306),
-            user=self.string(user, ukey),
-            password_ref=self.password_ref(password, pkey),
+            user=self.string(user, ukey, required=not option_file) or "",
+            password_ref=self.password_ref(password, pkey) if password is not _MISSING else None,
             database=self.string(database, dkey, required=False),
             connect_timeout=self.seconds(*pick("connect_timeout"), 5.0),
             via=self.known_host(via, f"{key}.mysql.via", hosts) if via is not None else None,
             read_timeout=self.seconds(*pick("read_timeout"), 30.0),
             write_timeout=self.seconds(*pick("write_timeout"), 30.0),
+            ssl=ssl,
+            option_file=option_file,
+            option_group=option_group,
         )
+
+    def readable_file(self, value, key: str) -> str:
+        """A path (relative to the inventory's folder, `~` expanded) that must be a readable file now."""
+        path = self.file_path(value, key)
+        assert path is not None  # value was given
+        p = Path(path)
+        if not p.is_file():
+            self.fail(key, f"{path} does not exist or is not a file", "fix the path (relative paths are taken from "
+                      "the inventory's folder)")
+        if not os.access(p, os.R_OK):
+            self.fail(key, f"{path} is not readable by this user", "make it readable by the user running the drill")
+        return path
+
+    def mysql_tls(self, value, key: str) -> MysqlTls | None:
+        if value is _MISSING or value is None:
+            return None
+        tls = self.mapping(value, key, _SSL_KEYS)
+        if "ca" not in tls:
+            self.fail(f"{key}.ca", "missing: TLS without checking the server's certificate would trust anyone",
+                      "set ca: PATH (the CA that signed the server's certificate)")
+        if ("cert" in tls) != ("key" in tls):
+            self.fail(f"{key}.{'key' if 'cert' in tls else 'cert'}", "a client certificate needs both cert and key",
+                      "set both, or neither")
+        return MysqlTls(ca=self.readable_file(tls["ca"], f"{key}.ca"),
+                        cert=self.readable_file(tls["cert"], f"{key}.cert") if "cert" in tls else None,
+                        key=self.readable_file(tls["key"], f"{key}.key") if "key" in tls else None,
+                        verify_identity=self.boolean(tls.get("verify_identity"), f"{key}.verify_identity", True))
 
     def build_drill(self, value, sites: dict[str, Site]) -> DrillTarget:
         drill = self.mapping(value, "drill", _DRILL_KEYS, required=False)

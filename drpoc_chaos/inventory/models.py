@@ -52,6 +52,8 @@ class SshHost:
     command_timeout: float
     jump: str | None = None
     jump_host: "SshHost | None" = field(default=None, repr=False, compare=False)
+    # the keys the inventory set for this host (on it or in ssh_defaults): an ssh_config file never overrides them
+    set_keys: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
 
     def __str__(self) -> str:
         return f"{self.name} [{self.address}]:{self.port}"
@@ -83,6 +85,17 @@ class Gateway:
 
 
 @dataclass(frozen=True)
+class MysqlTls:
+    """TLS to MySQL (`ssl:` in the inventory): the server's certificate must be signed by `ca`; with
+    `verify_identity` its name must also match the address connected to; `cert`/`key` are a client certificate."""
+
+    ca: str
+    cert: str | None = None
+    key: str | None = None
+    verify_identity: bool = True
+
+
+@dataclass(frozen=True)
 class MysqlEndpoint:
     """A site's database. `host` is the SSH host of the database machine (operator commands); `address`/`port`
     is where MySQL listens — reached directly, or through the SSH host named by `via` (direct-tcpip), in which case
@@ -94,12 +107,17 @@ class MysqlEndpoint:
     address: str
     port: int
     user: str
-    password_ref: dict
+    password_ref: dict | None  # None only with an option_file that holds the password
     database: str | None
     connect_timeout: float
     via: str | None = None
     read_timeout: float = 30.0
     write_timeout: float = 30.0
+    # MySQL client habits: TLS, and an option file ([client] section, or `option_group`) for what the inventory
+    # leaves out — the inventory's values win over the file's
+    ssl: MysqlTls | None = None
+    option_file: str | None = None
+    option_group: str = "client"
 
     def __str__(self) -> str:
         via = f" via {self.via}" if self.via else ""
@@ -122,6 +140,19 @@ class DrillTarget:
     peer_site: str
 
 
+HEARTBEAT_FORMATS = ("drpoc", "pt-heartbeat")
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """Where replication lag is measured: `table` (schema.table, pt-heartbeat's columns) on the source, read on the
+    replica. `format` "drpoc": the drill writes a row and times its arrival; "pt-heartbeat": a `pt-heartbeat --update
+    --utc` daemon on the source writes it, and the lag is the age of its newest row on the replica."""
+
+    table: str = "drpoc.heartbeat"
+    format: str = "drpoc"
+
+
 @dataclass(frozen=True)
 class Inventory:
     """A loaded, checked inventory. Treat the dicts as read-only: the same object is shared through the cache."""
@@ -131,6 +162,7 @@ class Inventory:
     hosts: dict[str, SshHost] = field(repr=False)
     sites: dict[str, Site]
     drill: DrillTarget
+    heartbeat: Heartbeat = field(default_factory=Heartbeat)
 
     @property
     def source(self) -> MysqlEndpoint:

@@ -27,7 +27,7 @@ def _plausible_name(kind: str, name: str) -> bool:
     return is_plausible_name(name)
 
 
-def resolve_secret(ref: Mapping, secrets: Mapping | None = None, *, where: str | None = None) -> str:
+def resolve_secret(ref: Mapping | None, secrets: Mapping | None = None, *, where: str | None = None) -> str:
     """Turn a password reference into its value.
 
     `{"env": NAME}` → the environment variable; `{"file": PATH}` → the file's content, stripped;
@@ -81,22 +81,29 @@ _WHAT_SHORT = {"env": "NAME", "file": "PATH", "secret": "NAME"}
 
 
 def _from_chaos_secrets(name: str, secrets: Mapping, key: str) -> str:
+    # A Python activity gets the scopes its provider lists merged flat ({NAME: value}: chaoslib's python provider);
+    # a control gets them scoped ({scope: {NAME: value}}). `scope.NAME` reads either way.
     found: list[tuple[str, Any]] = []
+    scope, _, short = name.partition(".")
     if name in secrets and not isinstance(secrets[name], Mapping):
         found.append(("", secrets[name]))
+    elif short and isinstance(secrets.get(scope), Mapping) and short in secrets[scope]:
+        found.append((scope, secrets[scope][short]))
+    elif short and short in secrets and not isinstance(secrets[short], Mapping):
+        found.append(("", secrets[short]))
     else:
-        scope, _, short = name.partition(".")
-        if short and isinstance(secrets.get(scope), Mapping) and short in secrets[scope]:
-            found.append((scope, secrets[scope][short]))
-        else:
-            for scope, values in secrets.items():
-                if isinstance(values, Mapping) and name in values:
-                    found.append((scope, values[name]))
-    scopes = sorted(s for s, v in secrets.items() if isinstance(v, Mapping))
+        for scope_name, values in secrets.items():
+            if isinstance(values, Mapping) and name in values:
+                found.append((scope_name, values[name]))
     if not found:
-        listed = f" (scopes present: {', '.join(scopes)})" if scopes else " (no secrets were given)"
+        if not secrets:
+            listed = (" (no secrets reached this activity: its provider lists no `secrets:` scope, or the scope is "
+                      "empty)")
+        else:  # names only, never values: they are written in the experiment anyway
+            listed = f" (secrets given: {', '.join(sorted(str(k) for k in secrets))})"
         raise InventoryError(f"Chaos Toolkit secret {name!r} not found{listed}", key=key,
-                             fix=f"declare {name} in the experiment's `secrets` block")
+                             fix=f"declare {short or name} in the experiment's `secrets: drpoc:` block and list "
+                                 "the scope in the provider (`secrets: [drpoc]`)")
     if len(found) > 1:
         raise InventoryError(f"Chaos Toolkit secret {name!r} is in several scopes "
                              f"({', '.join(s for s, _ in found)})", key=key,

@@ -127,6 +127,9 @@ include strongswan.d/*.conf
 """
 
 
+MYSQL_TLS_DIR = "/etc/mysql/tls"  # inside a database host: its etc/mysql/tls on disk (bind-mounted /etc/mysql)
+
+
 def mariadb_cnf(host: str, datadir: str, server_id: int, role: str, knobs: ReplicaKnobs) -> str:
     replica = ""
     if role == "replica":
@@ -157,6 +160,11 @@ innodb_buffer_pool_size = 32M
 innodb_log_file_size = 16M
 performance_schema = OFF
 max_connections = 200
+# TLS from a lab CA made at `lab up` (host_files.py); MariaDB refuses to start when these files are missing, and
+# `FLUSH SSL` reloads them (tests/lab/test_mysql_tls.py swaps in a CA of its own that way)
+ssl_ca = {MYSQL_TLS_DIR}/ca.pem
+ssl_cert = {MYSQL_TLS_DIR}/server-cert.pem
+ssl_key = {MYSQL_TLS_DIR}/server-key.pem
 {replica}"""
 
 

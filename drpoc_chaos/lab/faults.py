@@ -14,6 +14,7 @@ from typing import Any, Mapping
 
 from chaoslib.exceptions import ActivityFailed
 
+from ..activity import activity
 from ..inventory import Inventory, InventoryError
 from ..services.context import inventory
 from .system import LabError, run
@@ -54,6 +55,7 @@ def _nft(*args: str) -> None:
         raise ActivityFailed(str(exc)) from None
 
 
+@activity
 def block_inbound_ike(from_site: str = "fault", to_site: str = "peer", seconds: float = 120,
                       enabled: bool = True, configuration: Mapping | None = None,
                       secrets: Mapping | None = None) -> dict[str, Any]:
@@ -82,6 +84,7 @@ def block_inbound_ike(from_site: str = "fault", to_site: str = "peer", seconds: 
     return {"enabled": True, "blocked": f"IKE_SA_INIT {src} -> {dst}", "lapses_after_seconds": int(seconds)}
 
 
+@activity
 def unblock_inbound_ike(enabled: bool = True, configuration: Mapping | None = None,
                         secrets: Mapping | None = None) -> dict[str, Any]:
     """Lift every IKE block on the lab's WAN (idempotent). Returns how many IKE_SA_INIT requests were dropped."""

@@ -10,6 +10,7 @@ The text of every file comes from configs.py (the helper's from the package).
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 from ..services.gateway_helper import SCRIPT_NAME, script_text
@@ -57,6 +58,16 @@ def write_host_files(ctx: LabContext, settings: LabSettings, libipsec: bool) -> 
             (d / "mysql").mkdir(exist_ok=True)
             (d / "mysql" / "my.cnf").write_text(configs.mariadb_cnf(
                 h.name, str(p.datadir(h.name)), db["server_id"], db["role"], settings.knobs))
+            ensure_mysql_tls(d / "mysql" / "tls", h.name, db["ip"])
+
+
+def ensure_mysql_tls(tls: Path, host: str, ip: str) -> None:
+    """The server certificate my.cnf names (configs.MYSQL_TLS_DIR), made once: mariadbd does not start without it.
+    It names the host, its lab address and 127.0.0.1 (where the relay publishes MySQL)."""
+    if not all((tls / f).exists() for f in ("ca.pem", "server-cert.pem", "server-key.pem")):
+        from .keys import write_mysql_tls
+        write_mysql_tls(tls, [host], [ip, "127.0.0.1"])
+    shutil.chown(tls / "server-key.pem", user="mysql", group="mysql")  # mariadbd reads it as `user = mysql`
 
 
 def install_helper(p: Paths, host: str) -> Path:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from ..activity import activity, number, table_arg
+from ..inventory import resolve_secret
 from ..services import replica
 from ..services.context import inventory
 from ..services.replica import PING_TABLE
 
 __all__ = ["replica_status", "replica_threads_running", "replication_lag", "lag_within", "ping_rows_match",
-           "ping_rows_compare"]
+           "ping_rows_compare", "database_credentials_resolve"]
 
 
 @activity
@@ -72,3 +73,17 @@ def ping_rows_match(settle_seconds: float = 3.0, table: str = PING_TABLE, config
     """True when `testdb.ping` holds the same rows on source and replica (count, max id and row checksum), allowing
     `settle_seconds` for in-flight replication. Use with `tolerance: true`."""
     return ping_rows_compare(settle_seconds, table, configuration, secrets)["match"]
+
+
+@activity
+def database_credentials_resolve(configuration: Mapping | None = None, secrets: Mapping | None = None) -> bool:
+    """True when the password references of the source and the replica resolve here — environment variable, file, or
+    Chaos Toolkit secret (`{secret: NAME}`: the provider must list the scope, `secrets: [drpoc]`) — checked without
+    connecting; a preflight for a new inventory. Values are never returned or logged; a reference that does not
+    resolve fails the probe with the key, the variable/file/secret it names and the fix."""
+    inv = inventory(configuration)
+    for db in (inv.source, inv.replica):
+        if db.password_ref is None:  # the option_file holds it: PyMySQL reads it when connecting
+            continue
+        resolve_secret(db.password_ref, secrets, where=f"sites.{db.site}.database.mysql.password")
+    return True

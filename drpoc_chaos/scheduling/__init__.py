@@ -3,7 +3,8 @@
 The Prefect flows are thin; what they decide and compute lives here, in plain functions that are tested without
 Prefect (Prefect is imported only inside the functions that talk to it). Pure decisions apart from the plumbing:
 
-    settings.py     the constants (REPO_ROOT, PREFECT_FILE, DEFAULT_* …), SchedulingError, utc_now
+    settings.py     the constants (DEFAULT_* …), the user's project (project_root, prefect_file), SchedulingError,
+                    utc_now
     verdicts.py     pure: what makes a drill "not passed" (`evaluate_drill`) and a DR posture "broken"
                     (`evaluate_steady_state`), the artifacts published for them (markdown, table, link), the
                     late-run guard (`late_skip_reason`): a run that starts long after its scheduled time is
@@ -30,10 +31,10 @@ Everything public is re-exported here: `from drpoc_chaos.scheduling import X`. S
 from __future__ import annotations
 
 from .alerts import (
-    AUTOMATIONS_FILE,
     DEFAULT_ALERTS_BLOCK,
     absence_window,
     apply_alerts,
+    automations_file,
     ensure_webhook_block,
     load_alerts_config,
     schedule_gap,
@@ -97,10 +98,10 @@ from .settings import (
     DEFAULT_PORT,
     DRILL_CONTROL_MODULE,
     INTERRUPT_GRACE_SECONDS,
-    PREFECT_FILE,
-    REPO_ROOT,
     WORK_POOL_TYPE,
     SchedulingError,
+    prefect_file,
+    project_root,
     utc_now,
 )
 from .verdicts import (
@@ -125,7 +126,7 @@ __all__ = [
     # settings
     "DEFAULT_ARCHIVE_DIR", "DEFAULT_CHECK_TIMEOUT_SECONDS", "DEFAULT_DEPLOYMENT", "DEFAULT_DRILL_TIMEOUT_SECONDS",
     "DEFAULT_EXPERIMENT", "DEFAULT_HOST", "DEFAULT_MAX_LATENESS_SECONDS", "DEFAULT_PORT", "DRILL_CONTROL_MODULE",
-    "INTERRUPT_GRACE_SECONDS", "PREFECT_FILE", "REPO_ROOT", "WORK_POOL_TYPE", "SchedulingError", "utc_now",
+    "INTERRUPT_GRACE_SECONDS", "WORK_POOL_TYPE", "SchedulingError", "prefect_file", "project_root", "utc_now",
     # verdicts
     "DrillResult", "SteadyStateResult", "drill_markdown", "evaluate_drill", "evaluate_steady_state",
     "failure_message", "file_url", "late_skip_reason", "lateness_seconds", "metrics_table", "redact_text",
@@ -138,7 +139,7 @@ __all__ = [
     "deployment_lines", "ensure_concurrency_limit", "ensure_work_pool", "load_deployment_specs", "load_secret_env",
     "next_fire_times", "prefect_deploy_command", "publish_drill_artifacts", "scheduled_start_time", "target_name",
     # alerts
-    "AUTOMATIONS_FILE", "DEFAULT_ALERTS_BLOCK", "absence_window", "apply_alerts", "ensure_webhook_block",
+    "DEFAULT_ALERTS_BLOCK", "automations_file", "absence_window", "apply_alerts", "ensure_webhook_block",
     "load_alerts_config", "schedule_gap",
     # heads
     "head_variable_name", "heads_jsonl", "record_ledger_head", "recorded_heads", "write_heads_file",

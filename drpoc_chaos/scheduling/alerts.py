@@ -27,9 +27,8 @@ from urllib.parse import urlsplit
 import yaml
 
 from .deployments import DeploymentSpec, load_deployment_specs
-from .settings import PREFECT_FILE, REPO_ROOT, SchedulingError, utc_now
+from .settings import SchedulingError, project_root, utc_now
 
-AUTOMATIONS_FILE = REPO_ROOT / "flows" / "automations.yaml"
 DEFAULT_ALERTS_BLOCK = "drpoc-alerts"
 ALERT_NAME_PREFIX = "drpoc: "            # name_prefix of the shipped file: `drpoc schedule status` lists these
 DEFAULT_GRACE_SECONDS = 6 * 3600
@@ -144,8 +143,13 @@ class DeploymentTarget:
         return f"{self.flow_name}/{self.name}"
 
 
-def load_alerts_config(path: str | os.PathLike = AUTOMATIONS_FILE) -> dict[str, Any]:
-    p = Path(path)
+def automations_file(root: Path | None = None) -> Path:
+    """The project's flows/automations.yaml."""
+    return project_root(root) / "flows" / "automations.yaml"
+
+
+def load_alerts_config(path: str | os.PathLike | None = None) -> dict[str, Any]:
+    p = Path(path) if path is not None else automations_file()
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
     except OSError as exc:
@@ -371,8 +375,8 @@ def apply_automations(client, desired: Sequence[Any], *, prefix: str, dry_run: b
     return changes
 
 
-def apply_alerts(*, automations_file: str | os.PathLike = AUTOMATIONS_FILE,
-                 prefect_file: str | os.PathLike = PREFECT_FILE, block: str | None = None,
+def apply_alerts(*, automations_file: str | os.PathLike | None = None,
+                 prefect_file: str | os.PathLike | None = None, block: str | None = None,
                  webhook_url: str | None = None, dry_run: bool = False, api_url: str | None = None,
                  client=None, out: Callable[[str], None] = print) -> dict[str, Any]:
     """Apply flows/automations.yaml to the Prefect API (`api_url`, else PREFECT_API_URL / the profile's).

@@ -22,6 +22,7 @@ import yaml
 
 from ..drill import safety
 from ..inventory import load_inventory
+from ..project import ProjectError
 from ..services import gateway
 from .settings import (
     _ENV_NAME_RE,
@@ -30,8 +31,8 @@ from .settings import (
     DEFAULT_DRILL_TIMEOUT_SECONDS,
     DEFAULT_EXPERIMENT,
     INTERRUPT_GRACE_SECONDS,
-    REPO_ROOT,
     SchedulingError,
+    project_root,
     utc_now,
 )
 from .verdicts import (
@@ -119,12 +120,15 @@ def drill_env(base: Mapping[str, str], *, inventory: str | os.PathLike | None = 
     return env
 
 
-def resolve_experiment(path: str | os.PathLike, repo: Path = REPO_ROOT) -> Path:
-    """An experiment path as given, else relative to the repository (deployments run from the repo root)."""
+def resolve_experiment(path: str | os.PathLike, repo: Path | None = None) -> Path:
+    """An experiment path as given, else relative to the project (deployments run from the project's root)."""
     p = Path(path).expanduser()
     if p.is_absolute() or p.exists():
         return p.absolute()
-    alt = repo / p
+    try:
+        alt = project_root(repo) / p
+    except ProjectError:  # not in a project: the path as given, which the caller reports as missing
+        return p.absolute()
     return alt if alt.exists() else p.absolute()
 
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .alerts import AUTOMATIONS_FILE, apply_alerts
+from .alerts import apply_alerts
 from .deployments import client_retry_settings
 from .server import (
     SchedulerPaths,
@@ -23,7 +23,7 @@ from .server import (
     schedule_status,
     schedule_up,
 )
-from .settings import DEFAULT_ARCHIVE_DIR, DEFAULT_DEPLOYMENT, DEFAULT_PORT, REPO_ROOT, SchedulingError
+from .settings import DEFAULT_ARCHIVE_DIR, DEFAULT_DEPLOYMENT, DEFAULT_PORT, SchedulingError, project_root
 
 # ==============================================================================================================
 # argparse helpers for the `drpoc` CLI
@@ -80,7 +80,7 @@ def _cmd_schedule_heads(args: argparse.Namespace) -> int:
     if not api_healthy(api_url):
         _err(f"drpoc schedule heads: no Prefect API at {api_url} (give --api-url, or `drpoc schedule up`)")
         return 1
-    archive = None if args.all else args.archive
+    archive = None if args.all else (args.archive or project_root() / DEFAULT_ARCHIVE_DIR)
     with ps.temporary_settings(updates={ps.PREFECT_API_URL: api_url, **client_retry_settings()}):
         heads = recorded_heads(archive)
     text = heads_jsonl(heads)
@@ -186,9 +186,10 @@ def add_schedule_parser(subparsers) -> argparse.ArgumentParser:
     alerts.add_argument("--webhook-url", default=None, metavar="URL",
                         help="first create or update a Custom Webhook block of that name posting JSON "
                              "{subject, body, text} to URL")
-    alerts.add_argument("--file", type=Path, default=AUTOMATIONS_FILE, help="automations file (%(default)s)")
-    alerts.add_argument("--prefect-file", type=Path, default=REPO_ROOT / "flows" / "prefect.yaml",
-                        help="deployments file (%(default)s)")
+    alerts.add_argument("--file", type=Path, default=None,
+                        help="automations file (default: the project's flows/automations.yaml)")
+    alerts.add_argument("--prefect-file", type=Path, default=None,
+                        help="deployments file (default: the project's flows/prefect.yaml)")
     alerts.add_argument("--dry-run", action="store_true", help="say what would change, change nothing")
     alerts.add_argument("--json", action="store_true", help="print the result as JSON")
     alerts.set_defaults(func=_cmd_schedule_alerts)
@@ -197,14 +198,14 @@ def add_schedule_parser(subparsers) -> argparse.ArgumentParser:
         description="Write the archive ledger heads the dr-drill flow recorded in Prefect Variables as JSON lines "
                     '{"seq", "entry_hash", "recorded_at", "archive"}, oldest first. Exit 2 when none is recorded.')
     heads.add_argument("--out", default="-", metavar="FILE", help="output file (default: standard output)")
-    heads.add_argument("--archive", type=Path, default=REPO_ROOT / DEFAULT_ARCHIVE_DIR,
-                       help="the archive directory the drills wrote to (default: %(default)s)")
+    heads.add_argument("--archive", type=Path, default=None,
+                       help=f"archive directory the drills wrote to (default: the project's {DEFAULT_ARCHIVE_DIR}/)")
     heads.add_argument("--all", action="store_true", help="the heads of every archive")
     heads.add_argument("--api-url", default=None, help="Prefect API (default: the local scheduler's)")
     heads.set_defaults(func=_cmd_schedule_heads)
     for p in (up, down, status, alerts, heads):
         p.add_argument("--state-dir", type=Path, default=None,
-                       help="PREFECT_HOME of the scheduler (default: <repo>/.state/prefect)")
+                       help="PREFECT_HOME of the scheduler (default: <project>/.state/prefect)")
     return sched
 
 

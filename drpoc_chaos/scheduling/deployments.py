@@ -17,7 +17,8 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
-from .settings import _ENV_NAME_RE, PREFECT_FILE, REPO_ROOT, WORK_POOL_TYPE, SchedulingError, utc_now
+from .settings import _ENV_NAME_RE, WORK_POOL_TYPE, SchedulingError, project_root, utc_now
+from .settings import prefect_file as prefect_file_of
 from .verdicts import DrillResult, drill_markdown, file_url, metrics_table, slug
 
 # ==============================================================================================================
@@ -166,10 +167,11 @@ class DeploymentSpec:
         return self.entrypoint.split(":", 1)[1]
 
 
-def load_deployment_specs(path: str | os.PathLike = PREFECT_FILE) -> list[DeploymentSpec]:
-    """The deployments of a prefect.yaml, as the project reads them. A deployment without a name, an entrypoint or
-    a work pool, or a schedule that is not a cron, interval or rrule, is refused here, before Prefect is asked."""
-    p = Path(path)
+def load_deployment_specs(path: str | os.PathLike | None = None) -> list[DeploymentSpec]:
+    """The deployments of a prefect.yaml (default: the project's), as the project reads them. A deployment without
+    a name, an entrypoint or a work pool, or a schedule that is not a cron, interval or rrule, is refused here,
+    before Prefect is asked."""
+    p = Path(path) if path is not None else prefect_file_of()
     data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
     specs: list[DeploymentSpec] = []
     for i, d in enumerate(data.get("deployments") or []):
@@ -248,7 +250,7 @@ def prefect_deploy_command(prefect_file: Path, names: Sequence[str] | None = Non
     return cmd
 
 
-def apply_deployments(specs: Sequence[DeploymentSpec] | None = None, repo: Path = REPO_ROOT, client=None, *,
+def apply_deployments(specs: Sequence[DeploymentSpec] | None = None, repo: Path | None = None, client=None, *,
                       prefect_file: str | os.PathLike | None = None, api_url: str | None = None,
                       timeout: float = 300.0, env: Mapping[str, str] | None = None,
                       log: Path | None = None) -> dict[str, str]:
@@ -261,16 +263,19 @@ def apply_deployments(specs: Sequence[DeploymentSpec] | None = None, repo: Path 
     through the Prefect client.
 
     `specs` picks the deployments (all of their file when they are all of it); `prefect_file` when no specs.
-    `env`: the environment of `prefect deploy` (default: this process's); `log`: where its output is appended."""
+    `env`: the environment of `prefect deploy` (default: this process's); `log`: where its output is appended.
+    `repo` defaults to the user's project (the working directory's, or --project-dir), never the install
+    location: the deployments then run the project's flows, experiments and journal."""
     import subprocess
 
     import prefect.settings as ps
     from prefect import get_client
 
+    repo = project_root(repo)
     if specs is None:
-        specs = load_deployment_specs(prefect_file or PREFECT_FILE)
+        specs = load_deployment_specs(prefect_file or prefect_file_of(repo))
     specs = list(specs)
-    pfile = Path(prefect_file or specs[0].prefect_file or PREFECT_FILE).resolve()
+    pfile = Path(prefect_file or specs[0].prefect_file or prefect_file_of(repo)).resolve()
     every = {s.name for s in load_deployment_specs(pfile)}
     wanted = [s.name for s in specs]
     api_url = api_url or ps.PREFECT_API_URL.value()

@@ -35,9 +35,9 @@ from .settings import (
     DEFAULT_DEPLOYMENT,
     DEFAULT_HOST,
     DEFAULT_PORT,
-    REPO_ROOT,
     WORK_POOL_TYPE,
     SchedulingError,
+    project_root,
     utc_now,
 )
 
@@ -64,8 +64,9 @@ class SchedulerPaths:
         return self.logs / f"{name}.log"
 
 
-def default_state_dir(repo: Path = REPO_ROOT) -> Path:
-    return repo / ".state" / "prefect"
+def default_state_dir(repo: Path | None = None) -> Path:
+    """<project>/.state/prefect: the scheduler's PREFECT_HOME, pids and logs."""
+    return project_root(repo) / ".state" / "prefect"
 
 
 def api_url_for(port: int, host: str = DEFAULT_HOST) -> str:
@@ -214,7 +215,7 @@ def _pool_of(prefect_file: Path) -> str:
     return pools.pop()
 
 
-def schedule_up(*, port: int = DEFAULT_PORT, state_dir: Path | None = None, repo: Path = REPO_ROOT,
+def schedule_up(*, port: int = DEFAULT_PORT, state_dir: Path | None = None, repo: Path | None = None,
                 prefect_file: Path | None = None, worker: bool = True, timeout: float = 180.0,
                 worker_query_seconds: float | None = None, alerts: bool = True, alerts_block: str | None = None,
                 automations_file: Path | None = None, out: Callable[[str], None] = print) -> dict[str, Any]:
@@ -222,6 +223,7 @@ def schedule_up(*, port: int = DEFAULT_PORT, state_dir: Path | None = None, repo
     flows/prefect.yaml, then (`alerts`) the automations of flows/automations.yaml, start a worker on their pool.
     Idempotent; every wait is bounded by `timeout`. `result["alerts"]["status"]` is "applied", "skipped" (no
     notification block: the message says how to create one), "error" (the rest still started) or "off"."""
+    repo = project_root(repo)
     paths = SchedulerPaths(Path(state_dir) if state_dir else default_state_dir(repo))
     paths.home.mkdir(parents=True, exist_ok=True)
     prefect_file = Path(prefect_file) if prefect_file else repo / "flows" / "prefect.yaml"
@@ -355,7 +357,7 @@ def _stop_record(paths: SchedulerPaths, name: str, out: Callable[[str], None] = 
     return "stopped" if stopped else "still running"
 
 
-def schedule_down(*, state_dir: Path | None = None, repo: Path = REPO_ROOT, timeout: float = 20.0,
+def schedule_down(*, state_dir: Path | None = None, repo: Path | None = None, timeout: float = 20.0,
                   out: Callable[[str], None] = print) -> dict[str, str]:
     """Stop the worker (SIGINT twice), then the server (SIGTERM, SIGKILL after `timeout`), by recorded pid."""
     paths = SchedulerPaths(Path(state_dir) if state_dir else default_state_dir(repo))
@@ -365,7 +367,7 @@ def schedule_down(*, state_dir: Path | None = None, repo: Path = REPO_ROOT, time
     return res
 
 
-def schedule_status(*, state_dir: Path | None = None, repo: Path = REPO_ROOT, api_url: str | None = None,
+def schedule_status(*, state_dir: Path | None = None, repo: Path | None = None, api_url: str | None = None,
                     ) -> dict[str, Any]:
     paths = SchedulerPaths(Path(state_dir) if state_dir else default_state_dir(repo))
     server, worker = read_record(paths, "server"), read_record(paths, "worker")
@@ -440,7 +442,7 @@ def _iso(t) -> str | None:
 
 def drill_now(deployment: str = DEFAULT_DEPLOYMENT, *, api_url: str | None = None,
               parameters: Mapping[str, Any] | None = None, wait: bool = False, timeout: float = 900.0,
-              state_dir: Path | None = None, repo: Path = REPO_ROOT, poll: float = 2.0,
+              state_dir: Path | None = None, repo: Path | None = None, poll: float = 2.0,
               out: Callable[[str], None] = print) -> dict[str, Any]:
     """Create a flow run of `deployment` now with Prefect's `run_deployment` (what `prefect deployment run` does);
     with `wait`, follow its state through the client until it ends or `timeout` passes."""

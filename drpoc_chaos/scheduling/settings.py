@@ -6,9 +6,9 @@ import re
 from pathlib import Path
 
 from ..core.clock import utc_now  # noqa: F401 — the scheduler's modules take the clock from here
+from ..project import PREFECT_FILE as _PREFECT_FILE_IN_PROJECT
+from ..project import find_project
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-PREFECT_FILE = REPO_ROOT / "flows" / "prefect.yaml"
 DEFAULT_EXPERIMENT = "experiments/vpn_outage.yaml"
 DEFAULT_ARCHIVE_DIR = "journal"
 DEFAULT_MAX_LATENESS_SECONDS = 3600.0
@@ -28,6 +28,18 @@ _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 class SchedulingError(RuntimeError):
     """A scheduler or drill-run problem with a message meant for the operator."""
+
+
+def project_root(root: Path | None = None) -> Path:
+    """`root`, else the user's project (drpoc_chaos.project.find_project: --project-dir, else the working directory
+    or a parent): where experiments/, flows/prefect.yaml, journal/ and the scheduler's .state/ are. Never the
+    install location."""
+    return Path(root) if root is not None else find_project()
+
+
+def prefect_file(root: Path | None = None) -> Path:
+    """The project's flows/prefect.yaml."""
+    return project_root(root) / _PREFECT_FILE_IN_PROJECT
 
 
 

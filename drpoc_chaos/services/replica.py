@@ -20,7 +20,7 @@ from .errors import StepFailed
 
 logger = logging.getLogger("chaostoolkit")
 
-HEARTBEAT_TABLE = "drpoc.heartbeat"  # pt-heartbeat's columns: ts, server_id, file, position, relay_master_…
+HEARTBEAT_TABLE = "drpoc.heartbeat"  # the default; pt-heartbeat's columns: ts, server_id, file, position, …
 PING_TABLE = "testdb.ping"
 IO_STATES = ("Yes", "No", "Connecting")
 _dialects: dict[tuple, Dialect] = {}
@@ -78,27 +78,54 @@ def _utc_ts() -> str:
 def _ts_age(ts: str | None) -> float | None:
     if not ts:
         return None
-    then = datetime.strptime(ts[:26], "%Y-%m-%dT%H:%M:%S.%f").replace(tzinfo=timezone.utc)
+    # with or without microseconds (pt-heartbeat writes them; a hand-made row may not)
+    then = datetime.fromisoformat(ts[:26]).replace(tzinfo=timezone.utc)
     return max(0.0, (datetime.now(timezone.utc) - then).total_seconds())
 
 
+def _table(inv: Inventory, table: str | None) -> str:
+    # checked again here (a caller may pass its own); backquotes keep a reserved word usable
+    return quote_table(table or inv.heartbeat.table, "heartbeat table")
+
+
+def heartbeat_written_by_drpoc(inv: Inventory) -> bool:
+    """False when the inventory says a pt-heartbeat daemon writes the table (`heartbeat.format: pt-heartbeat`)."""
+    return inv.heartbeat.format == "drpoc"
+
+
 def write_heartbeat(inv: Inventory, secrets: Mapping | None = None, pool=None,
-                    table: str = HEARTBEAT_TABLE) -> str:
-    """One pt-heartbeat-style update on the source; returns the ts written."""
+                    table: str | None = None) -> str:
+    """One pt-heartbeat-style update on the source (the inventory's heartbeat table); returns the ts written."""
     ts = _utc_ts()
-    sql(inv.source, inv, f"REPLACE INTO {quote_table(table)} (ts, server_id) VALUES (%s, @@server_id)", (ts,),
+    sql(inv.source, inv, f"REPLACE INTO {_table(inv, table)} (ts, server_id) VALUES (%s, @@server_id)", (ts,),
         secrets=secrets, pool=pool)
     return ts
 
 
-def _newest_heartbeat(inv: Inventory, secrets: Mapping | None, pool, table: str) -> str | None:
-    rows = sql(inv.replica, inv, f"SELECT ts FROM {quote_table(table)} ORDER BY ts DESC LIMIT 1", secrets=secrets,
-               pool=pool)
-    return rows[0]["ts"] if rows else None
+_source_ids: dict[tuple, int] = {}
+
+
+def _source_server_id(inv: Inventory, secrets: Mapping | None, pool) -> int:
+    """The source's server_id (once per endpoint): pt-heartbeat's table holds a row per server that ran it."""
+    src = inv.source
+    key = (src.address, src.port, src.via)
+    if key not in _source_ids:
+        _source_ids[key] = int(sql(src, inv, "SELECT @@server_id AS id", secrets=secrets, pool=pool)[0]["id"])
+    return _source_ids[key]
+
+
+def _newest_heartbeat(inv: Inventory, secrets: Mapping | None, pool, table: str | None) -> str | None:
+    if heartbeat_written_by_drpoc(inv):
+        rows = sql(inv.replica, inv, f"SELECT ts FROM {_table(inv, table)} ORDER BY ts DESC LIMIT 1",
+                   secrets=secrets, pool=pool)
+    else:  # pt-heartbeat: the row of the source's server
+        rows = sql(inv.replica, inv, f"SELECT ts FROM {_table(inv, table)} WHERE server_id = %s",
+                   (_source_server_id(inv, secrets, pool),), secrets=secrets, pool=pool)
+    return str(rows[0]["ts"]) if rows and rows[0]["ts"] is not None else None
 
 
 def read_heartbeat_age(inv: Inventory, secrets: Mapping | None = None, pool=None,
-                       table: str = HEARTBEAT_TABLE) -> float | None:
+                       table: str | None = None) -> float | None:
     """Age of the newest source heartbeat the replica has applied (pt-heartbeat's lag)."""
     return _ts_age(_newest_heartbeat(inv, secrets, pool, table))
 
@@ -107,10 +134,18 @@ def measure_lag(inv: Inventory, secrets: Mapping | None = None, max_wait: float 
                 interval: float = 0.01) -> dict[str, Any]:
     """Write a heartbeat on the source and watch the replica for it: the time until it is visible is the current
     replication delay (0.01 s resolution); if it does not arrive within `max_wait`, the lag is the age of the
-    newest heartbeat the replica has, which keeps growing while replication is broken."""
+    newest heartbeat the replica has, which keeps growing while replication is broken.
+
+    With `heartbeat.format: pt-heartbeat` the daemon writes: the lag is the age of the source's row on the replica
+    (pt-heartbeat's own measure, resolution its --interval), watched for up to `max_wait` to come within it."""
+    if not heartbeat_written_by_drpoc(inv):
+        within, age = wait_until(lambda: read_heartbeat_age(inv, secrets, pool), max_wait, max(interval, 0.1),
+                                 done=lambda a: a is not None and a <= max_wait)
+        return {"heartbeat_lag": round(age, 3) if age is not None else None, "arrived": bool(within),
+                "source": "pt-heartbeat"}
     written = write_heartbeat(inv, secrets, pool)
     t0 = time.monotonic()
-    arrived, seen = wait_until(lambda: _newest_heartbeat(inv, secrets, pool, HEARTBEAT_TABLE), max_wait, interval,
+    arrived, seen = wait_until(lambda: _newest_heartbeat(inv, secrets, pool, None), max_wait, interval,
                                done=lambda ts: ts is not None and ts >= written)
     if arrived:
         return {"heartbeat_lag": round(time.monotonic() - t0, 3), "arrived": True}

@@ -292,9 +292,9 @@ def test_resolve_chaos_secrets_flat_and_scoped():
         resolve_secret({"secret": "pw"}, both)
     assert "one" not in str(caught.value) and "two" not in str(caught.value)
     assert resolve_secret({"secret": "b.pw"}, both) == "two"
-    with pytest.raises(InventoryError, match=r"secret 'missing' not found \(scopes present: a, b\)"):
+    with pytest.raises(InventoryError, match=r"secret 'missing' not found \(secrets given: a, b\)"):
         resolve_secret({"secret": "missing"}, both)
-    with pytest.raises(InventoryError, match="no secrets were given"):
+    with pytest.raises(InventoryError, match="no secrets reached this activity: its provider lists no `secrets:`"):
         resolve_secret({"secret": "missing"}, None)
 
 

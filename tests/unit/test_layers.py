@@ -13,7 +13,7 @@ LAYERS = [
     ("package metadata", ["__version__", ""]),
     ("pure core", ["core", "vpn.status", "replication.status", "replication.dialect"]),
     ("inventory", ["inventory"]),
-    ("transports", ["ports", "remote", "db"]),
+    ("transports", ["ports", "remote", "db", "project"]),
     ("evidence", ["evidence"]),
     ("services", ["services"]),
     ("activities", ["activity", "vpn", "replication"]),
