@@ -73,8 +73,11 @@ def test_reaches_aws_db_through_aws_vpn_as_proxyjump(ready, tmp_path, ssh_config
         assert name == "aws-db" and (server_ip, server_port) == (SOURCE_IP, "22")
         assert client_ip == "10.20.11.10", conn  # the connection came from aws-vpn's LAN address: the jump
         assert pool.connects == 2
-        # sudo -n works through the jump as on a direct connection
-        assert remote.run(db, ["id", "-u"], sudo=True, pool=pool).stdout.strip() == "0"
+        # sudo -n goes through the jump as on a direct connection (and the drill user has no sudo on a database
+        # host: sudo's own refusal comes back, not a transport error)
+        with pytest.raises(remote.RemoteError) as refused:
+            remote.run(db, ["id", "-u"], sudo=True, pool=pool)
+        assert refused.value.kind == "sudo" and "aws-db" in str(refused.value)
     finally:
         pool.close_all()
 
