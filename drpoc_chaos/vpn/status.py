@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -661,6 +661,18 @@ _SWC_CONN_RE = re.compile(r"^(?P<name>[^\s:][^:]*): IKEv(?:1|2|1/2)\b")
 _SWC_CHILD_RE = re.compile(r"^  (?P<name>[^\s:][^:]*): (?:TUNNEL|TRANSPORT|TRANSPORT_PROXY|BEET|PASS|DROP)\b")
 
 
+def _swanctl_lines(text: str) -> Iterator[tuple[int, str]]:
+    """(line number, line) of a swanctl listing, without blank lines and "plugin '…': failed to load" noise; raises
+    VpnStatusParseError when swanctl says it could not reach charon."""
+    for no, line in enumerate(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"), start=1):
+        if not line.strip() or _SW_NOISE_RE.match(line):
+            continue
+        if "connecting to '" in line and "failed" in line or line.startswith("Error: "):
+            raise VpnStatusParseError("swanctl could not reach charon", line_no=no, line=line,
+                                      hint=_NOT_RUNNING_HINT)
+        yield no, line
+
+
 def parse_swanctl_list_conns(text: str) -> dict[str, list[str]]:
     """The connections ``swanctl --list-conns`` lists: {IKE connection name: [its CHILD config names]}.
 
@@ -670,12 +682,7 @@ def parse_swanctl_list_conns(text: str) -> dict[str, list[str]]:
     """
     conns: dict[str, list[str]] = {}
     current: str | None = None
-    for no, line in enumerate(text.replace("\r\n", "\n").split("\n"), start=1):
-        if not line.strip() or _SW_NOISE_RE.match(line):
-            continue
-        if "connecting to '" in line and "failed" in line or line.startswith("Error: "):
-            raise VpnStatusParseError("swanctl could not reach charon", line_no=no, line=line,
-                                      hint=_NOT_RUNNING_HINT)
+    for _, line in _swanctl_lines(text):
         if (m := _SWC_CONN_RE.match(line)) is not None:
             current = m["name"]
             conns[current] = []
@@ -696,13 +703,7 @@ def parse_swanctl_list_sas(text: str) -> VpnStatus:
     status = VpnStatus(source="swanctl")
     ike: IkeSa | None = None
     child: ChildSa | None = None
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    for no, line in enumerate(lines, start=1):
-        if not line.strip() or _SW_NOISE_RE.match(line):
-            continue
-        if "connecting to '" in line and "failed" in line or line.startswith("Error: "):
-            raise VpnStatusParseError("swanctl could not reach charon", line_no=no, line=line,
-                                      hint=_NOT_RUNNING_HINT)
+    for no, line in _swanctl_lines(text):
         if (m := _SW_IKE_RE.match(line)) is not None:
             if m["state"] not in IKE_STATES:
                 raise VpnStatusParseError(f"unknown IKE_SA state {m['state']!r}", line_no=no, line=line)

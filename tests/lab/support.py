@@ -49,3 +49,16 @@ def renamed_inventory(tmp_path: Path) -> Path:
     path = tmp_path / "cloud-dc1.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
+
+
+def recover_twice(archive: Path) -> list[str]:
+    """`drpoc recover` twice on `archive`: both succeed, the first archives the drill that died, the second finds
+    nothing left to do (it is safe to re-run). Returns both outputs."""
+    outputs = []
+    for i in range(2):
+        r = subprocess.run([sys.executable, "-m", "drpoc_chaos.cli", "recover", "--archive-dir", str(archive)],
+                           capture_output=True, text=True, timeout=150)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert ("had died: archived as" in r.stdout) == (i == 0), r.stdout
+        outputs.append(r.stdout)
+    return outputs

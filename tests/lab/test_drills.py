@@ -16,7 +16,7 @@ import pytest
 
 from drpoc_chaos.lab.topology import Paths
 
-from .support import renamed_inventory
+from .support import recover_twice, renamed_inventory
 
 pytestmark = pytest.mark.lab
 REPO = Path(__file__).resolve().parents[2]
@@ -282,13 +282,9 @@ def test_sigkill_dead_mans_switch_restores_tunnel(healthy_lab, tmp_path):
     assert_no_write_lost()
     # `drpoc recover` archives the killed drill as died (with what its switch did) and is safe to run twice
     archive = tmp_path / "archive"
-    for i in range(2):
-        r = subprocess.run(DRPOC + ["recover", "--archive-dir", str(archive)], capture_output=True, text=True,
-                           timeout=120)
-        assert r.returncode == 0, r.stdout + r.stderr
+    for out in recover_twice(archive):
         # the switch brought the tunnel back: recover finds nothing to do there
-        assert "tunnel onprem-aws: already up" in r.stdout, r.stdout
-        assert ("had died: archived as" in r.stdout) == (i == 0), r.stdout
+        assert "tunnel onprem-aws: already up" in out, out
     journals = [json.loads(p.read_text()) for p in archive.glob("*.json") if not p.name.endswith(".intent.json")]
     assert [j["drpoc"]["verdict"]["status"] for j in journals] == ["died"]
     died = journals[0]["drpoc"]["died"]

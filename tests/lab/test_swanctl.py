@@ -18,7 +18,7 @@ import yaml
 
 from drpoc_chaos.lab.topology import CONNECTION, SWANCTL_CHILD, LabSettings
 
-from .support import INVENTORY, renamed_inventory
+from .support import INVENTORY, recover_twice, renamed_inventory
 from .test_drills import DRPOC, assert_no_write_lost, assert_passing_drill, chaos_cmd, on, run_drill
 
 pytestmark = pytest.mark.lab
@@ -117,13 +117,8 @@ def test_dead_mans_switch_restores_a_swanctl_tunnel_and_recover_accounts_for_it(
     print(f"swanctl tunnel back {time.monotonic() - fault_at:.1f}s after the fault", file=sys.stderr)
     records = on("aws-vpn", "sh", "-c", "cat /run/drpoc-deadman.d/*", check=False).stdout
     assert "fired " in records and "restored " in records, records
-    archive = tmp_path / "archive"
-    for i in range(2):
-        r = subprocess.run(DRPOC + ["recover", "--archive-dir", str(archive)], capture_output=True, text=True,
-                           timeout=120)
-        assert r.returncode == 0, r.stdout + r.stderr
-        assert "already up" in r.stdout, r.stdout
-        assert ("had died: archived as" in r.stdout) == (i == 0), r.stdout
+    for out in recover_twice(tmp_path / "archive"):
+        assert "already up" in out, out
     assert_no_write_lost()
 
 
