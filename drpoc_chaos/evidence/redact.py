@@ -15,7 +15,8 @@ Rules, applied everywhere in the structure (dict keys and values, lists, tuples)
 * the only value kept under a secret-looking key is a *reference* that points at a secret by name: ``{"env":
   NAME}``, ``{"file": PATH}``, ``{"secret": NAME}``, ``{"vault": PATH}`` or Chaos Toolkit's ``{"type": "env",
   "key": NAME}`` — and only when every name is a plausible variable name or path (``is_plausible_name``), never
-  a credential-looking string (``{"key": "AKIA…"}``, ``{"env": "hunter2!"}`` are hidden);
+  a credential-looking string (``{"key": "AKIA…"}``, ``{"env": "hunter2!"}`` are hidden) — and a provider's
+  ``secrets: [scope, …]``, a list of Chaos Toolkit scope names;
 * free text is also scrubbed of the usual ways a secret is written next to its name, known or not:
   ``password=…``, ``token: …``, ``Authorization: Basic …`` / ``Bearer …``, ``mysql -p…``, ``--password …``,
   ``IDENTIFIED BY '…'``, ``scheme://user:secret@host``.
@@ -167,6 +168,11 @@ _SCRUB_CACHES: dict[frozenset[str], dict[str, str]] = {}
 _CACHE_SETS, _CACHE_ENTRIES, _CACHE_MAX_LEN = 8, 50_000, 256
 
 
+def _scope_names(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(x, str) and len(x) <= 64 and is_plausible_name(x)
+                                           for x in value)
+
+
 class _Redactor:
     def __init__(self, secrets: Iterable[Any], found: set[str]) -> None:
         values = frozenset(str(s) for s in secrets if s is not None)
@@ -241,6 +247,10 @@ class _Redactor:
                     out[self.key(k)] = self.walk(v, under_secret)
                 elif is_reference(v):
                     out[self.key(k)] = self.reference(v)
+                elif k == "secrets" and _scope_names(v):
+                    # Chaos Toolkit's provider `secrets: [scope, …]` lists scope *names*: hiding them would make
+                    # every string equal to a scope's name (e.g. the journal's own `drpoc` key) a "secret"
+                    out[self.key(k)] = [self.scrub(x) for x in v]
                 else:
                     out[self.key(k)] = self.walk(v, True)
             return out

@@ -103,6 +103,8 @@ def assert_passing_drill(r: subprocess.CompletedProcess, journal: dict, tmp_path
     assert all(o["passed"] for o in d["objective_results"])
     archived = Path(d["archived_as"])
     assert archived.exists() and archived.parent == tmp_path / "archive"
+    # the archived (redacted) copy keeps the verdict: redaction must not eat the drpoc key
+    assert json.loads(archived.read_text())["drpoc"]["verdict"]["passed"] is True
     return d
 
 

@@ -98,3 +98,20 @@ def test_archived_journal_holds_no_secret(tmp_path):
     assert "-p*** -h 10.20.11.123" in data["run"][1]["output"]["stdout"]
     # The drill's facts are untouched.
     assert data["drpoc"] == leaky["drpoc"]
+
+
+def test_a_providers_secret_scopes_are_names_not_secrets():
+    """Every shipped experiment lists `secrets: [drpoc]` in its providers (Chaos Toolkit scope names). Read as secret
+    values they would make "drpoc" a secret — and the archived journal would lose its own `drpoc` key."""
+    journal = {"experiment": {"secrets": {"drpoc": {"mysql_password": {"type": "env", "key": "DRPOC_MYSQL_PASSWORD"},
+                                                    "inline_token": "s3cr3t-inline-t0ken"}},
+                              "method": [{"provider": {"func": "write_ping", "secrets": ["drpoc"]}}]},
+               "drpoc": {"verdict": {"status": "passed"}, "note": "s3cr3t-inline-t0ken leaked in a message"}}
+    out = redact(journal)
+    assert out["drpoc"]["verdict"] == {"status": "passed"}
+    assert out["experiment"]["method"][0]["provider"]["secrets"] == ["drpoc"]
+    declared = out["experiment"]["secrets"]["drpoc"]
+    assert declared["mysql_password"] == {"type": "env", "key": "DRPOC_MYSQL_PASSWORD"}
+    assert declared["inline_token"] == "***" and "s3cr3t-inline-t0ken" not in json.dumps(out)
+    # a list under `secrets` that is not made of names is still hidden
+    assert redact({"secrets": ["hunter2 with spaces!"]})["secrets"] == ["***"]
