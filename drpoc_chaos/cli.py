@@ -97,6 +97,17 @@ def _lab_exec(args: argparse.Namespace) -> int:
     return 127  # not reached
 
 
+def _lab_seed_data(args: argparse.Namespace) -> int:
+    from .inventory import load_inventory
+    from .lab.seed_data import seed
+    if args.rows < 4:
+        _print("drpoc lab seed-data: --rows must be at least 4 (one row per table)")
+        return 2
+    out = seed(load_inventory(args.inventory), args.rows, schema=args.schema, say=_print)
+    print(json.dumps(out) if args.json else f"{out['schema']}: {out['rows']:,} rows ({out['tables']})")
+    return 0
+
+
 def _recover(args: argparse.Namespace) -> int:
     from .drill.recover import recover
     from .lab.faults import undo_lab_faults
@@ -134,6 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("host", choices=LAB_HOST_NAMES)
     ex.add_argument("command", nargs=argparse.REMAINDER)
     ex.set_defaults(func=_lab_exec)
+    sd = lsub.add_parser("seed-data", help="(re)create a schema of realistic tables on the source (for `drpoc parity`)")
+    sd.add_argument("--rows", type=int, default=100_000, help="rows over all its tables (default %(default)s)")
+    sd.add_argument("--schema", default="drpoc_seed", help="schema to drop and recreate (default %(default)s)")
+    sd.add_argument("--inventory", help="inventory file (default: $DRPOC_INVENTORY, then the lab's)")
+    sd.add_argument("--json", action="store_true", help="machine-readable output")
+    sd.set_defaults(func=_lab_seed_data)
 
     rec = sub.add_parser("recover", help="restore the tunnel (seed order) and the replica after a drill went wrong; "
                                          "disarms the dead-man's switch and releases the drill lock; re-runnable")
@@ -144,6 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
                                            "$DRPOC_ARCHIVE_DIR, then ./journal)")
     rec.set_defaults(func=_recover)
 
+    from .parity.cli import add_parser as add_parity_parser
+    add_parity_parser(sub)
     from .evidence.cli import add_review_parser, add_verify_parser
     add_review_parser(sub)
     add_verify_parser(sub)
@@ -158,14 +177,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from chaoslib.exceptions import ActivityFailed
 
+    from .db import DbError
     from .inventory import InventoryError
     from .lab.system import LabError
     from .remote import RemoteError
     try:
         return args.func(args)
-    except (LabError, InventoryError, RemoteError, ActivityFailed) as exc:
+    except (LabError, InventoryError, RemoteError, ActivityFailed, DbError) as exc:
         _print(f"drpoc: {exc}")
-        return 1
+        return 2 if args.cmd == "parity" else 1
     except KeyboardInterrupt:
         _print("drpoc: interrupted")
         return 130

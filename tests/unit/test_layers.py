@@ -16,7 +16,7 @@ LAYERS = [
     ("transports", ["ports", "remote", "db"]),
     ("evidence", ["evidence"]),
     ("services", ["services"]),
-    ("activities", ["activity", "vpn", "replication"]),
+    ("activities", ["activity", "vpn", "replication", "parity"]),
     ("drill", ["drill"]),
     ("lab", ["lab"]),
     ("scheduling", ["scheduling"]),
