@@ -41,6 +41,9 @@ INTEGER_TYPES = frozenset({"tinyint", "smallint", "mediumint", "int", "integer",
 SEPARATOR = "_binary X'FF' COLLATE `binary`"
 
 
+Key = tuple[Any, ...]  # a row's key values, in key column order
+
+
 class ParityError(ValueError):
     """Bad input to a parity check (an identifier, a pattern, a checkpoint): the message says what to fix."""
 
@@ -90,7 +93,7 @@ class TableSpec:
         col = next((c for c in self.columns if c.name == self.key[0]), None)
         return col is not None and col.data_type in INTEGER_TYPES
 
-    def signature(self) -> tuple:
+    def signature(self) -> Key:
         """What must be equal on both servers before rows can be compared: the column names, types, nullability."""
         return tuple((c.name, c.data_type, c.nullable) for c in self.columns)
 
@@ -140,6 +143,17 @@ class Selection:
             return tuple(cls._norm(x) for x in items if x.strip())
         return cls(split(include), split(exclude))
 
+    def schema_filter(self) -> tuple[str, list[str]]:
+        """A WHERE condition on TABLE_SCHEMA narrowing the catalogue queries (their cost is in the schemas they
+        open: `sys` alone is a hundred views). `wants` still decides table by table."""
+        if not self.include:
+            return f"TABLE_SCHEMA NOT IN ({', '.join(['%s'] * len(SYSTEM_SCHEMAS))})", sorted(SYSTEM_SCHEMAS)
+        schemas = [p.split(".", 1)[0] for p in self.include]
+        if any(any(ch in s for ch in "*?[") for s in schemas):
+            return "1=1", []
+        names = sorted(set(schemas))
+        return f"TABLE_SCHEMA IN ({', '.join(['%s'] * len(names))})", names
+
     def wants(self, schema: str, table: str) -> bool:
         label = f"{schema}.{table}"
         if self.include:
@@ -166,8 +180,8 @@ class Chunk:
     [lower, upper); walked boundaries are (lower, upper]."""
 
     index: int
-    lower: tuple | None = None
-    upper: tuple | None = None
+    lower: Key | None = None
+    upper: Key | None = None
     lower_inclusive: bool = True
     upper_inclusive: bool = False
 
@@ -219,7 +233,7 @@ def rows_sql(table: TableSpec, chunk: Chunk) -> tuple[str, list[Any]]:
     return f"SELECT {keys}, {row_hash_expr(table.columns)} AS h FROM {table.qualified} WHERE {where}", params
 
 
-def key_in_sql(table: TableSpec, keys: Sequence[tuple]) -> tuple[str, list[Any]]:
+def key_in_sql(table: TableSpec, keys: Sequence[Key]) -> tuple[str, list[Any]]:
     """Each listed row's key and hash, by key (`(k1, k2) IN ((…), …)`)."""
     cols = [quote_ident(k) for k in table.key]
     one = "(" + ", ".join(["%s"] * len(cols)) + ")"
@@ -229,7 +243,36 @@ def key_in_sql(table: TableSpec, keys: Sequence[tuple]) -> tuple[str, list[Any]]
             f"WHERE {target} IN ({values})", [v for k in keys for v in k])
 
 
-def boundary_sql(table: TableSpec, after: tuple | None, rows: int) -> tuple[str, list[Any]]:
+def bucket_expr(table: TableSpec, buckets: int) -> str:
+    """A row's bucket in a chunk: a hash of its key modulo `buckets` (any key type; no index needed inside a chunk
+    already bounded by the key)."""
+    keys = ", ".join(quote_ident(k) for k in table.key)
+    return f"MOD(CRC32(CONCAT_WS({SEPARATOR}, {keys})), {int(buckets)})"  # MOD: `%` is a DB-API placeholder
+
+
+def bucket_checksums_sql(table: TableSpec, chunk: Chunk, buckets: int) -> tuple[str, list[Any]]:
+    """COUNT(*) and BIT_XOR of the row hashes per bucket of one chunk: a differing chunk is narrowed to its
+    differing buckets in one query per server instead of moving every row's key to the client."""
+    where, params = where_chunk(table.key, chunk)
+    return (f"SELECT {bucket_expr(table, buckets)} AS b, COUNT(*) AS cnt, BIT_XOR({row_hash_expr(table.columns)}) "
+            f"AS crc FROM {table.qualified} WHERE {where} GROUP BY b", params)
+
+
+def bucket_rows_sql(table: TableSpec, chunk: Chunk, buckets: int, chosen: Sequence[int]) -> tuple[str, list[Any]]:
+    """Each row's key and hash in the chosen buckets of a chunk."""
+    sql, params = rows_sql(table, chunk)
+    marks = ", ".join(["%s"] * len(chosen))
+    return f"{sql} AND {bucket_expr(table, buckets)} IN ({marks})", params + [int(b) for b in chosen]
+
+
+def differing_buckets(before: Mapping[int, Key], replica: Mapping[int, Key],
+                      after: Mapping[int, Key]) -> list[int]:
+    """Buckets whose replica checksum matches neither source read (differences, or rows changing under writes)."""
+    return sorted(b for b in set(before) | set(replica) | set(after)
+                  if replica.get(b) != before.get(b) and replica.get(b) != after.get(b))
+
+
+def boundary_sql(table: TableSpec, after: Key | None, rows: int) -> tuple[str, list[Any]]:
     """The key `rows` rows after `after` in key order (pt-table-checksum's nibble): the next chunk's upper bound.
     ORDER BY the key's columns reads the key's own index, so this touches the index only."""
     cols = ", ".join(quote_ident(k) for k in table.key)
@@ -249,17 +292,17 @@ class RowDiff:
     """Keys only, never values. `changing`: rows the source changed while they were being compared (not a
     difference)."""
 
-    missing: list[tuple] = field(default_factory=list)  # on the source, not on the replica
-    extra: list[tuple] = field(default_factory=list)  # on the replica, not on the source
-    changed: list[tuple] = field(default_factory=list)  # on both, with other content
-    changing: list[tuple] = field(default_factory=list)
+    missing: list[Key] = field(default_factory=list)  # on the source, not on the replica
+    extra: list[Key] = field(default_factory=list)  # on the replica, not on the source
+    changed: list[Key] = field(default_factory=list)  # on both, with other content
+    changing: list[Key] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.missing or self.extra or self.changed)
 
 
-def classify_rows(source_before: Mapping[tuple, int], replica: Mapping[tuple, int],
-                  source_after: Mapping[tuple, int]) -> RowDiff:
+def classify_rows(source_before: Mapping[Key, int], replica: Mapping[Key, int],
+                  source_after: Mapping[Key, int]) -> RowDiff:
     """Rows read on the source, then on the replica once it had applied at least what the source had committed by
     then, then on the source again. A row equal on the replica to either source read is equal. A row the source
     held unchanged across both reads but the replica holds otherwise is a difference (the replica was read between
@@ -280,7 +323,7 @@ def classify_rows(source_before: Mapping[tuple, int], replica: Mapping[tuple, in
     return out
 
 
-def sort_key(k: tuple) -> tuple:
+def sort_key(k: Key) -> Key:
     """Keys of mixed Python types (a NULL never is one) sorted stably for reports."""
     return tuple((type(v).__name__, v) for v in k)
 
@@ -363,15 +406,15 @@ def decode_value(v: Any) -> Any:
     return str(value)
 
 
-def encode_key(k: tuple | None) -> list | None:
+def encode_key(k: Key | None) -> list[Any] | None:
     return None if k is None else [encode_value(v) for v in k]
 
 
-def decode_key(k: Sequence | None) -> tuple | None:
+def decode_key(k: Sequence[Any] | None) -> Key | None:
     return None if k is None else tuple(decode_value(v) for v in k)
 
 
-def key_text(k: tuple) -> str:
+def key_text(k: Key) -> str:
     """A key for people: `42` or `(7, 3)`; bytes as hex."""
     def one(v: Any) -> str:
         if isinstance(v, (bytes, bytearray)):
@@ -395,12 +438,12 @@ def checkpoint_key(source: str, replica: str, tables: Sequence[str]) -> str:
 class TableProgress:
     """A table's checkpointed state: every chunk up to and including `through` is done (None: nothing yet)."""
 
-    through: list | None = None  # encoded upper bound of the last contiguous done chunk
+    through: list[Any] | None = None  # encoded upper bound of the last contiguous done chunk
     through_inclusive: bool = False
     chunks: int = 0
     rows: int = 0
     done: bool = False
-    differences: dict[str, list] = field(default_factory=lambda: {"missing": [], "extra": [], "changed": []})
+    differences: dict[str, list[Any]] = field(default_factory=lambda: {"missing": [], "extra": [], "changed": []})
     unsettled: int = 0
 
     def to_dict(self) -> dict[str, Any]:

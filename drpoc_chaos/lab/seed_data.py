@@ -182,7 +182,7 @@ def inject_divergence(inv: Inventory, kind: str, schema: str, table: str, key_co
                 if row is None:
                     raise ValueError(f"{schema}.{table} is empty on the replica: nothing to copy")
                 row = dict(row)
-                row.update(dict(zip(key_cols, key)))
+                row.update(dict(zip(key_cols, key, strict=True)))
                 cols = list(row)
                 cur.execute(f"INSERT INTO {t} ({', '.join(quote_ident(c) for c in cols)}) "
                             f"VALUES ({', '.join(['%s'] * len(cols))})", [row[c] for c in cols])
@@ -215,3 +215,43 @@ def repair_rows(inv: Inventory, schema: str, table: str, key_cols: Sequence[str]
         src.close()
         rep.close()
 
+
+
+def churn(inv: Inventory, seconds: float, *, rate: float = 200.0, schema: str = DEFAULT_SCHEMA,
+          secrets: Mapping | None = None, stop: Callable[[], bool] = lambda: False) -> dict[str, int]:
+    """Live writes on the source's seeded tables for `seconds` (bounded) at about `rate` statements per second:
+    customers updated at random, order lines appended, tags' counters bumped — each its own autocommit
+    transaction, so every chunk a parity check reads may be changing under it."""
+    s = quote_ident(schema)
+    conn = db.connect(inv.source, inv, secrets)
+    rnd = random.Random(seconds)
+    done = {"update": 0, "insert": 0, "tag": 0}
+    t0 = time.monotonic()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"SELECT COALESCE(MAX(id), 1) AS m FROM {s}.`customers`")
+            max_customer = int((cur.fetchone() or {"m": 1})["m"])
+            cur.execute(f"SELECT COALESCE(MAX(order_id), 0) AS m FROM {s}.`order_lines`")
+            next_order = int((cur.fetchone() or {"m": 0})["m"]) + 1
+            n = 0
+            while time.monotonic() - t0 < seconds and not stop():
+                due = t0 + n / rate
+                if due > time.monotonic():
+                    time.sleep(due - time.monotonic())
+                n += 1
+                pick = n % 3
+                if pick == 0:
+                    cur.execute(f"UPDATE {s}.`customers` SET balance = balance + 1, notes = CONCAT('churn ', %s) "
+                                f"WHERE id = %s", (n, rnd.randrange(1, max_customer + 1)))
+                    done["update"] += 1
+                elif pick == 1:
+                    cur.execute(f"INSERT INTO {s}.`order_lines` (order_id, line_no, sku, qty, unit_price) "
+                                f"VALUES (%s, 1, 'SKU-CHURN', 1, 9.99)", (next_order,))
+                    next_order += 1
+                    done["insert"] += 1
+                else:
+                    cur.execute(f"UPDATE {s}.`tags` SET uses = uses + 1 ORDER BY uses LIMIT 1")
+                    done["tag"] += 1
+    finally:
+        conn.close()
+    return done

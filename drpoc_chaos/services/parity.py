@@ -35,6 +35,8 @@ logger = logging.getLogger("chaostoolkit")
 
 SESSION_SETUP = ("SET SESSION time_zone = '+00:00'",  # TIMESTAMP columns read alike on both servers
                  "SET SESSION TRANSACTION READ ONLY")  # a parity check cannot write, whatever it is asked
+BUCKET_ROWS = 500  # a differing chunk is split into buckets of about this many rows before keys are read
+MAX_BUCKETS = 4096
 KEYS_SHOWN = 1000  # keys kept per kind and table in a result; the counts are always complete
 
 
@@ -111,21 +113,23 @@ class _Servers:
 # --- discovery -----------------------------------------------------------------------------------------------
 
 _TABLES = ("SELECT TABLE_SCHEMA, TABLE_NAME, COALESCE(TABLE_ROWS, 0) FROM information_schema.TABLES "
-           "WHERE TABLE_TYPE = 'BASE TABLE'")
-_COLUMNS = ("SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, LOWER(DATA_TYPE), IS_NULLABLE FROM information_schema.COLUMNS "
-            "ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION")
+           "WHERE TABLE_TYPE = 'BASE TABLE' AND {where}")
+_COLUMNS = ("SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, LOWER(DATA_TYPE), IS_NULLABLE "
+            "FROM information_schema.COLUMNS WHERE {where} ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION")
 _INDEXES = ("SELECT TABLE_SCHEMA, TABLE_NAME, INDEX_NAME, NON_UNIQUE, SEQ_IN_INDEX, COLUMN_NAME "
-            "FROM information_schema.STATISTICS")
+            "FROM information_schema.STATISTICS WHERE {where}")
 
 
 def _catalogue(servers: _Servers, endpoint: MysqlEndpoint, selection: P.Selection) -> dict[str, P.TableSpec]:
-    tables = {(s, t): int(n) for s, t, n in servers.run(endpoint, _TABLES) if selection.wants(s, t)}
+    where, params = selection.schema_filter()
+    tables = {(s, t): int(n) for s, t, n in servers.run(endpoint, _TABLES.format(where=where), params)
+              if selection.wants(s, t)}
     columns: dict[tuple, list[P.Column]] = {}
-    for s, t, c, typ, nullable in servers.run(endpoint, _COLUMNS):
+    for s, t, c, typ, nullable in servers.run(endpoint, _COLUMNS.format(where=where), params):
         if (s, t) in tables:
             columns.setdefault((s, t), []).append(P.Column(str(c), str(typ), nullable == "YES"))
     indexes: dict[tuple, list[dict]] = {}
-    for s, t, name, non_unique, seq, col in servers.run(endpoint, _INDEXES):
+    for s, t, name, non_unique, seq, col in servers.run(endpoint, _INDEXES.format(where=where), params):
         if (s, t) in tables:
             indexes.setdefault((s, t), []).append({"INDEX_NAME": name, "NON_UNIQUE": non_unique,
                                                   "SEQ_IN_INDEX": seq, "COLUMN_NAME": col})
@@ -148,6 +152,7 @@ class _TableState:
     sizer: P.ChunkSizer = field(default_factory=P.ChunkSizer)
     density: float = 1.0  # rows per integer key value
     seconds: float = 0.0
+    rechecked: int = 0  # chunks not equal at the first replica read (writes in flight, or a difference)
     error: str | None = None
 
 
@@ -199,12 +204,12 @@ class ParityRun:
 
     def _rows(self, endpoint: MysqlEndpoint, spec: P.TableSpec, chunk: P.Chunk | None,
               keys: Sequence[tuple] = ()) -> dict[tuple, int]:
-        out: dict[tuple, int] = {}
         if chunk is not None:
-            sql, args = P.rows_sql(spec, chunk)
-            batches = [(sql, args)]
-        else:
-            batches = [P.key_in_sql(spec, keys[i:i + 500]) for i in range(0, len(keys), 500)]
+            return self._fetch(endpoint, [P.rows_sql(spec, chunk)])
+        return self._fetch(endpoint, [P.key_in_sql(spec, keys[i:i + 500]) for i in range(0, len(keys), 500)])
+
+    def _fetch(self, endpoint: MysqlEndpoint, batches: Sequence[tuple[str, list[Any]]]) -> dict[tuple, int]:
+        out: dict[tuple, int] = {}
         for sql, args in batches:
             for row in self.servers.run(endpoint, sql, args):
                 out[tuple(row[:-1])] = int(row[-1])
@@ -231,11 +236,12 @@ class ParityRun:
                 return {"rows": before[0], "seconds": time.monotonic() - t0, "rounds": rounds, "differs": False}
             after = self._checksum(self.src, spec, chunk)
             if on_replica == after:
-                return {"rows": after[0], "seconds": time.monotonic() - t0, "rounds": rounds, "differs": False}
+                return {"rows": after[0], "seconds": time.monotonic() - t0, "rounds": rounds, "differs": False,
+                        "rechecked": True}
             if before == after:  # the source held still while the replica, read in between, held something else
                 stable_sightings += 1
                 if spec.key:
-                    diff = self._narrow(spec, chunk)
+                    diff = self._narrow(spec, chunk, after[0])
                     if diff or diff.changing:
                         return {"rows": after[0], "seconds": time.monotonic() - t0, "rounds": rounds,
                                 "differs": bool(diff), "diff": diff, "unsettled": bool(diff.changing)}
@@ -249,17 +255,36 @@ class ParityRun:
         return {"rows": before[0], "seconds": time.monotonic() - t0, "rounds": self.o.max_rounds, "differs": False,
                 "unsettled": True}
 
-    def _bracket(self, spec: P.TableSpec, chunk: P.Chunk | None, keys: Sequence[tuple] = ()) -> P.RowDiff:
+    def _buckets(self, endpoint: MysqlEndpoint, spec: P.TableSpec, chunk: P.Chunk, n: int) -> dict[int, tuple]:
+        sql, args = P.bucket_checksums_sql(spec, chunk, n)
+        return {int(b): (int(cnt), int(crc)) for b, cnt, crc in self.servers.run(endpoint, sql, args)}
+
+    def _bracket(self, spec: P.TableSpec, chunk: P.Chunk | None, keys: Sequence[tuple] = (),
+                 rows: int = 0) -> P.RowDiff:
+        if chunk is not None and rows > 2 * BUCKET_ROWS:
+            # a large chunk: find its differing buckets first, then move only their rows' keys
+            n = min(MAX_BUCKETS, rows // BUCKET_ROWS)
+            before_b = self._buckets(self.src, spec, chunk, n)
+            self._sync(self._position())
+            replica_b = self._buckets(self.rep, spec, chunk, n)
+            after_b = self._buckets(self.src, spec, chunk, n)
+            chosen = P.differing_buckets(before_b, replica_b, after_b)
+            if not chosen:
+                return P.RowDiff()
+            sql, args = P.bucket_rows_sql(spec, chunk, n, chosen)
+            before = self._fetch(self.src, [(sql, args)])
+            self._sync(self._position())
+            return P.classify_rows(before, self._fetch(self.rep, [(sql, args)]), self._fetch(self.src, [(sql, args)]))
         before = self._rows(self.src, spec, chunk, keys)
         self._sync(self._position())
         on_replica = self._rows(self.rep, spec, chunk, keys)
         after = self._rows(self.src, spec, chunk, keys)
         return P.classify_rows(before, on_replica, after)
 
-    def _narrow(self, spec: P.TableSpec, chunk: P.Chunk) -> P.RowDiff:
+    def _narrow(self, spec: P.TableSpec, chunk: P.Chunk, rows: int) -> P.RowDiff:
         """The keys of the rows that differ in a chunk: a row is a difference once it has been seen differing,
         the same way, with the source holding still, in two reads (the second by key)."""
-        first = self._bracket(spec, chunk)
+        first = self._bracket(spec, chunk, rows=rows)
         first_seen = time.monotonic()
         pending = {k: kind for kind in ("missing", "extra", "changed") for k in getattr(first, kind)}
         changing = set(first.changing)
@@ -300,15 +325,14 @@ class ParityRun:
             cursor = int(start[0]) if start is not None else int(lo)
             lower: tuple | None = start
             while True:
-                width = P.integer_width(state.sizer.rows, state.density)
-                upper = cursor + width
-                if upper > int(hi):
+                end = cursor + P.integer_width(state.sizer.rows, state.density)
+                if end > int(hi):
                     yield P.Chunk(index, lower=lower, lower_inclusive=start_inclusive if lower == start else True)
                     return
-                yield P.Chunk(index, lower=lower, upper=(upper,),
+                yield P.Chunk(index, lower=lower, upper=(end,),
                               lower_inclusive=start_inclusive if lower == start else True, upper_inclusive=False)
                 index += 1
-                lower, cursor = (upper,), upper
+                lower, cursor = (end,), end
         # any other key: walk it on the source for each next upper bound (pt-table-checksum's nibbling)
         lower, lower_inclusive = start, start_inclusive
         while True:
@@ -421,6 +445,7 @@ class ParityRun:
             prog.chunks += 1
             prog.rows += res["rows"]
             prog.unsettled += bool(res.get("unsettled"))
+            state.rechecked += res["rounds"] > 1 or bool(res.get("rechecked"))
             diff: P.RowDiff | None = res.get("diff")
             if diff is not None:
                 for kind in ("missing", "extra", "changed"):
@@ -449,7 +474,8 @@ class ParityRun:
             status = "equal"
         out: dict[str, Any] = {"table": label, "status": status, "key": list(spec.key), "key_kind": spec.key_kind,
                                "rows": prog.rows, "chunks": prog.chunks, "seconds": round(state.seconds, 3),
-                               "counts": counts, "unsettled_chunks": prog.unsettled}
+                               "counts": counts, "unsettled_chunks": prog.unsettled,
+                               "rechecked_chunks": state.rechecked}
         if spec.key:
             out.update({k: [P.key_text(P.decode_key(x) or ()) for x in diffs[k][:KEYS_SHOWN]] for k in diffs})
         else:
@@ -467,9 +493,11 @@ class ParityRun:
             self.servers.close()
 
     def _run(self) -> dict[str, Any]:
-        self._dialects()
-        on_source = _catalogue(self.servers, self.src, self.o.selection)
-        on_replica = _catalogue(self.servers, self.rep, self.o.selection)
+        with ThreadPoolExecutor(max_workers=2) as pool:  # both catalogues at once (one connection per thread)
+            rep_catalogue = pool.submit(_catalogue, self.servers, self.rep, self.o.selection)
+            self._dialects()
+            on_source = _catalogue(self.servers, self.src, self.o.selection)
+            on_replica = rep_catalogue.result()
         labels = sorted(set(on_source) | set(on_replica))
         self.key = P.checkpoint_key(str(self.src), str(self.rep), labels)
         stored = self._load_checkpoint()
@@ -532,7 +560,8 @@ class ParityRun:
 
     def _drive(self, total: int) -> None:
         plans = {label: self._plan(st) for label, st in self.states.items() if not st.progress.done}
-        order = list(plans)
+        # longest first: a table without a key is one long chunk, then the biggest tables (less idle at the end)
+        order = sorted(plans, key=lambda t: (bool(self.states[t].spec.key), -self.states[t].spec.estimated_rows))
         in_flight: dict[Future, tuple[str, P.Chunk]] = {}
         with ThreadPoolExecutor(max_workers=self.o.workers, thread_name_prefix="parity") as pool:
             try:
