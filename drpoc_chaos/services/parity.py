@@ -63,6 +63,10 @@ class Incomplete(Exception):
     """The run stopped before every chunk was compared (time budget, load pause too long, interrupted)."""
 
 
+class ReplicaBehind(StepFailed):
+    """The replica did not reach the source's position in time: no chunk can be compared, so the run stops."""
+
+
 # --- connections ---------------------------------------------------------------------------------------------
 
 class _Servers:
@@ -192,7 +196,7 @@ class ParityRun:
             return
         r = self.servers.run(self.rep, self.rep_dialect.gtid_wait(), (pos, float(self.o.wait_timeout)))[0][0]
         if not self.rep_dialect.gtid_wait_done(r):
-            raise StepFailed(f"replica {self.rep.host} did not reach the source's position {pos} within "
+            raise ReplicaBehind(f"replica {self.rep.host} did not reach the source's position {pos} within "
                              f"{self.o.wait_timeout:g}s: is replication running (SHOW REPLICA STATUS)? Raise "
                              f"--wait-timeout for a replica that is far behind")
 
@@ -321,7 +325,10 @@ class ParityRun:
             if lo is None:  # empty on the source: the replica must be empty too
                 yield P.Chunk(index, lower=start, lower_inclusive=start_inclusive)
                 return
-            state.density = max(1e-6, spec.estimated_rows / max(1, int(hi) - int(lo) + 1)) or 1.0
+            # TABLE_ROWS is an estimate (0 for a table never analysed): then assume a dense key and let the
+            # observed chunks correct it
+            state.density = max(1e-6, spec.estimated_rows / max(1, int(hi) - int(lo) + 1)) \
+                if spec.estimated_rows > 0 else 1.0
             cursor = int(start[0]) if start is not None else int(lo)
             lower: tuple | None = start
             while True:
@@ -590,6 +597,8 @@ class ParityRun:
                         state = self.states[label]
                         try:
                             self._record_chunk(state, chunk, fut.result())
+                        except ReplicaBehind as exc:
+                            raise Incomplete(str(exc)) from None
                         except (db.DbError, StepFailed) as exc:
                             state.error = state.error or str(exc)
                             if label in order:
