@@ -529,7 +529,7 @@ class ParityRun:
                                     sizer=P.ChunkSizer(target_seconds=self.o.chunk_seconds, rows=self.o.chunk_rows))
                 self.states[label] = state
         total = sum(st.spec.estimated_rows for st in self.states.values())
-        self.rows_done = sum(st.progress.rows for st in self.states.values())
+        self.rows_done = resumed = sum(st.progress.rows for st in self.states.values())
         incomplete: str | None = None
         if stored:
             self._say(f"parity: resuming, {self.rows_done:,} rows already compared")
@@ -563,6 +563,7 @@ class ParityRun:
                 "rows_per_second": round(self.rows_done / elapsed) if elapsed > 0 else None,
                 "workers": self.o.workers, "paused_seconds": round(self.paused, 3),
                 "source": str(self.src), "replica": str(self.rep), "incomplete": incomplete,
+                "resumed_rows": resumed,
                 "checkpoint": str(self.o.checkpoint) if self.o.checkpoint and code == 2 else None}
 
     def _drive(self, total: int) -> None:
