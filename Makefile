@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 SYSTEM_PACKAGES := strongswan strongswan-starter strongswan-swanctl libcharon-extra-plugins \
 	mariadb-server mariadb-client openssh-server openssh-client sudo nftables iproute2 util-linux \
 	python3-venv python3-pip
-TEST_PACKAGES := chromium tcpdump
+TEST_PACKAGES := chromium tcpdump percona-toolkit
 CHAOS := $(BIN)/chaos --no-version-check --no-log-file
 
 .PHONY: demo test system-packages test-packages venv lab-up lab-down lab-status drill review verify scheduler scheduler-down clean
