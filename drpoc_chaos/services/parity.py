@@ -28,6 +28,7 @@ from ..core import parity as P
 from ..core import recorder
 from ..inventory import Inventory, MysqlEndpoint
 from ..replication.dialect import Dialect
+from ..replication.status import ReplicaStatusParseError
 from . import replica as replica_service
 from .errors import StepFailed
 
@@ -362,7 +363,11 @@ class ParityRun:
             if running > self.o.max_threads_running:
                 over.append(f"source Threads_running {running} > {self.o.max_threads_running}")
         if self.o.max_lag is not None:
-            st = replica_service.read_status(self.inv, self.secrets, pool=self.servers._pool())
+            try:
+                st = replica_service.read_status(self.inv, self.secrets, pool=self.servers._pool())
+            except ReplicaStatusParseError as exc:  # a transient state (MariaDB's 'Preparing'): look again later
+                logger.debug("parity: replica status unreadable this time: %s", exc)
+                return over
             lag = st.seconds_behind_source if st else None
             if lag is None:
                 over.append("replica not replicating (Seconds_Behind_Source NULL)")
