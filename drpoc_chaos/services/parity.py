@@ -173,7 +173,6 @@ class ParityRun:
         self._last_progress = 0.0
         self._last_checkpoint = 0.0
         self._last_load_check = 0.0
-        self._stop = threading.Event()
 
     # ---- positions --------------------------------------------------------------------------------------
     def _dialects(self) -> None:
@@ -445,11 +444,12 @@ class ParityRun:
         state.finished[chunk.index] = res
         state.seconds += res["seconds"]
         self.rows_done += res["rows"]
-        if res["seconds"] > 0 and chunk.upper is not None:
+        if res["seconds"] > 0 and chunk.upper is not None and res["rounds"] == 1 and "diff" not in res:
             state.sizer.observe(res["rows"], res["seconds"])
             if state.spec.integer_key and chunk.lower is not None:
                 width = int(chunk.upper[0]) - int(chunk.lower[0])
                 state.density = 0.5 * state.density + 0.5 * max(res["rows"], 1) / max(width, 1)
+        # (sized on plain chunks only: re-checks and narrowing say nothing about the checksum's speed)
         # the checkpoint holds only the contiguous prefix of finished chunks: a resume redoes the rest
         prog = state.progress
         while prog.chunks in state.finished:
