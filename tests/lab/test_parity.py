@@ -212,3 +212,26 @@ def test_command_exit_codes_json_and_resume(seeded, cfg, tmp_path):
     path.write_text(yaml.safe_dump(broken))
     r = _drpoc({"inventory": str(path)}, "--no-checkpoint")
     assert r.returncode == 2 and "CONNECT failed" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_without_gtid_the_settle_mode_finds_differences_that_last(seeded, monkeypatch):
+    """A pair without GTIDs cannot be waited for: the source's position is ignored here to run the settle mode on
+    real servers; a divergence must then persist `settle_seconds` before it is reported."""
+    inv = seeded
+    found_mode = parity.ParityRun._dialects
+
+    def no_gtid(self):
+        found_mode(self)
+        self.mode = "settle"
+
+    monkeypatch.setattr(parity.ParityRun, "_dialects", no_gtid)
+    key = [321]
+    seed_data.inject_divergence(inv, "changed", SCHEMA, "customers", ["id"], key, "name")
+    try:
+        t0 = time.monotonic()
+        result = compare(inv, settle_seconds=1.5)
+        assert result["mode"] == "settle" and by_table(result)["customers"]["changed"] == ["321"]
+        assert time.monotonic() - t0 >= 1.5
+        assert [t["table"] for t in result["tables"] if t["status"] != "equal"] == [f"{SCHEMA}.customers"]
+    finally:
+        seed_data.repair_rows(inv, SCHEMA, "customers", ["id"], [key])
