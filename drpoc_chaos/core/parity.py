@@ -265,11 +265,12 @@ def bucket_rows_sql(table: TableSpec, chunk: Chunk, buckets: int, chosen: Sequen
     return f"{sql} AND {bucket_expr(table, buckets)} IN ({marks})", params + [int(b) for b in chosen]
 
 
-def differing_buckets(before: Mapping[int, Key], replica: Mapping[int, Key],
-                      after: Mapping[int, Key]) -> list[int]:
-    """Buckets whose replica checksum matches neither source read (differences, or rows changing under writes)."""
-    return sorted(b for b in set(before) | set(replica) | set(after)
-                  if replica.get(b) != before.get(b) and replica.get(b) != after.get(b))
+def combine_buckets(buckets: Mapping[int, tuple[int, int]]) -> tuple[int, int]:
+    """The chunk's (COUNT, BIT_XOR) from its buckets' (XOR is associative: the same value as one chunk query)."""
+    count, crc = 0, 0
+    for n, x in buckets.values():
+        count, crc = count + n, crc ^ x
+    return count, crc
 
 
 def boundary_sql(table: TableSpec, after: Key | None, rows: int) -> tuple[str, list[Any]]:

@@ -205,19 +205,6 @@ class ParityRun:
         cnt, crc = self.servers.run(endpoint, sql, args)[0]
         return int(cnt), int(crc)
 
-    def _rows(self, endpoint: MysqlEndpoint, spec: P.TableSpec, chunk: P.Chunk | None,
-              keys: Sequence[tuple] = ()) -> dict[tuple, int]:
-        if chunk is not None:
-            return self._fetch(endpoint, [P.rows_sql(spec, chunk)])
-        return self._fetch(endpoint, [P.key_in_sql(spec, keys[i:i + 500]) for i in range(0, len(keys), 500)])
-
-    def _fetch(self, endpoint: MysqlEndpoint, batches: Sequence[tuple[str, list[Any]]]) -> dict[tuple, int]:
-        out: dict[tuple, int] = {}
-        for sql, args in batches:
-            for row in self.servers.run(endpoint, sql, args):
-                out[tuple(row[:-1])] = int(row[-1])
-        return out
-
     def _settle_pause(self, since: float) -> None:
         """Without GTIDs a replica cannot be waited for: a difference must outlast `settle_seconds`."""
         if self.mode != "gtid":
@@ -231,63 +218,74 @@ class ParityRun:
         t0 = time.monotonic()
         stable_sightings = 0
         first_seen = t0
+
+        def result(rows: int, rounds: int, **kw: Any) -> dict[str, Any]:
+            return {"rows": rows, "seconds": time.monotonic() - t0, "rounds": rounds, "differs": False, **kw}
+
         for rounds in range(1, self.o.max_rounds + 1):
             before = self._checksum(self.src, spec, chunk)
             self._sync(self._position())
             on_replica = self._checksum(self.rep, spec, chunk)
             if on_replica == before:
-                return {"rows": before[0], "seconds": time.monotonic() - t0, "rounds": rounds, "differs": False}
-            after = self._checksum(self.src, spec, chunk)
+                return result(before[0], rounds)
+            # The second source read: per bucket for a large chunk with a key, so that a chunk that really differs
+            # is narrowed from it without reading it again (its buckets combine into the chunk's checksum).
+            n = min(MAX_BUCKETS, before[0] // BUCKET_ROWS) if spec.key and before[0] > 2 * BUCKET_ROWS else 0
+            source_buckets = self._buckets(self.src, spec, chunk, n) if n else {}
+            after = P.combine_buckets(source_buckets) if n else self._checksum(self.src, spec, chunk)
             if on_replica == after:
-                return {"rows": after[0], "seconds": time.monotonic() - t0, "rounds": rounds, "differs": False,
-                        "rechecked": True}
-            if before == after:  # the source held still while the replica, read in between, held something else
-                stable_sightings += 1
-                if spec.key:
-                    diff = self._narrow(spec, chunk, after[0])
+                return result(after[0], rounds, rechecked=True)
+            if before != after:  # writes are landing in this chunk: let them pass, then look again
+                time.sleep(min(0.05 * 2 ** rounds, 1.0))
+                continue
+            # the source held still while the replica, read in between, held something else
+            stable_sightings += 1
+            if spec.key:
+                chosen = None
+                if n:
+                    replica_buckets = self._buckets(self.rep, spec, chunk, n)
+                    chosen = sorted(b for b in set(source_buckets) | set(replica_buckets)
+                                    if source_buckets.get(b) != replica_buckets.get(b))
+                if chosen != []:
+                    diff = self._narrow(spec, chunk, (n, chosen) if chosen else None)
                     if diff or diff.changing:
-                        return {"rows": after[0], "seconds": time.monotonic() - t0, "rounds": rounds,
-                                "differs": bool(diff), "diff": diff, "unsettled": bool(diff.changing)}
-                elif stable_sightings >= 2:  # no key: a whole-table difference, seen twice
-                    return {"rows": after[0], "seconds": time.monotonic() - t0, "rounds": rounds, "differs": True}
-                if stable_sightings == 1:
-                    first_seen = time.monotonic()
-                self._settle_pause(first_seen)
-            else:
-                time.sleep(min(0.05 * 2 ** rounds, 1.0))  # writes are landing in this chunk: let them pass
-        return {"rows": before[0], "seconds": time.monotonic() - t0, "rounds": self.o.max_rounds, "differs": False,
-                "unsettled": True}
+                        return result(after[0], rounds, differs=bool(diff), diff=diff, unsettled=bool(diff.changing))
+            elif stable_sightings >= 2:  # no key: a whole-table difference, seen twice
+                return result(after[0], rounds, differs=True)
+            if stable_sightings == 1:
+                first_seen = time.monotonic()
+            self._settle_pause(first_seen)
+        return result(before[0], self.o.max_rounds, unsettled=True)
 
-    def _buckets(self, endpoint: MysqlEndpoint, spec: P.TableSpec, chunk: P.Chunk, n: int) -> dict[int, tuple]:
+    def _buckets(self, endpoint: MysqlEndpoint, spec: P.TableSpec, chunk: P.Chunk,
+                 n: int) -> dict[int, tuple[int, int]]:
         sql, args = P.bucket_checksums_sql(spec, chunk, n)
         return {int(b): (int(cnt), int(crc)) for b, cnt, crc in self.servers.run(endpoint, sql, args)}
 
     def _bracket(self, spec: P.TableSpec, chunk: P.Chunk | None, keys: Sequence[tuple] = (),
-                 rows: int = 0) -> P.RowDiff:
-        if chunk is not None and rows > 2 * BUCKET_ROWS:
-            # a large chunk: find its differing buckets first, then move only their rows' keys
-            n = min(MAX_BUCKETS, rows // BUCKET_ROWS)
-            before_b = self._buckets(self.src, spec, chunk, n)
-            self._sync(self._position())
-            replica_b = self._buckets(self.rep, spec, chunk, n)
-            after_b = self._buckets(self.src, spec, chunk, n)
-            chosen = P.differing_buckets(before_b, replica_b, after_b)
-            if not chosen:
-                return P.RowDiff()
-            sql, args = P.bucket_rows_sql(spec, chunk, n, chosen)
-            before = self._fetch(self.src, [(sql, args)])
-            self._sync(self._position())
-            return P.classify_rows(before, self._fetch(self.rep, [(sql, args)]), self._fetch(self.src, [(sql, args)]))
-        before = self._rows(self.src, spec, chunk, keys)
+                 buckets: tuple[int, list[int]] | None = None) -> P.RowDiff:
+        """Rows' hashes read on the source, on the replica once it has applied what the source had committed, and on
+        the source again: a chunk's rows (only those in `buckets` when given), or the rows of `keys`."""
+        if chunk is not None:
+            batches = [P.bucket_rows_sql(spec, chunk, *buckets) if buckets else P.rows_sql(spec, chunk)]
+        else:
+            batches = [P.key_in_sql(spec, keys[i:i + 500]) for i in range(0, len(keys), 500)]
+        before = self._fetch(self.src, batches)
         self._sync(self._position())
-        on_replica = self._rows(self.rep, spec, chunk, keys)
-        after = self._rows(self.src, spec, chunk, keys)
-        return P.classify_rows(before, on_replica, after)
+        on_replica = self._fetch(self.rep, batches)
+        return P.classify_rows(before, on_replica, self._fetch(self.src, batches))
 
-    def _narrow(self, spec: P.TableSpec, chunk: P.Chunk, rows: int) -> P.RowDiff:
-        """The keys of the rows that differ in a chunk: a row is a difference once it has been seen differing,
-        the same way, with the source holding still, in two reads (the second by key)."""
-        first = self._bracket(spec, chunk, rows=rows)
+    def _fetch(self, endpoint: MysqlEndpoint, batches: Sequence[tuple[str, list[Any]]]) -> dict[tuple, int]:
+        out: dict[tuple, int] = {}
+        for sql, args in batches:
+            for row in self.servers.run(endpoint, sql, args):
+                out[tuple(row[:-1])] = int(row[-1])
+        return out
+
+    def _narrow(self, spec: P.TableSpec, chunk: P.Chunk, buckets: tuple[int, list[int]] | None) -> P.RowDiff:
+        """The keys of the rows that differ in a chunk (in its differing buckets): a row is a difference once it has
+        been seen differing, the same way, with the source holding still, in two reads (the second by key)."""
+        first = self._bracket(spec, chunk, buckets=buckets)
         first_seen = time.monotonic()
         pending = {k: kind for kind in ("missing", "extra", "changed") for k in getattr(first, kind)}
         changing = set(first.changing)

@@ -152,10 +152,18 @@ def test_a_row_the_source_changed_meanwhile_is_changing_not_a_difference():
     assert not diff and diff.changing == [(1,)]
 
 
-def test_differing_buckets():
-    before = {0: (5, 1), 1: (5, 2), 2: (5, 3)}
-    assert P.differing_buckets(before, {0: (5, 1), 1: (5, 9), 2: (5, 4)}, {0: (5, 1), 1: (5, 2), 2: (5, 4)}) == [1]
-    assert P.differing_buckets(before, {0: (5, 1), 1: (5, 2), 2: (5, 3), 3: (1, 7)}, before) == [3]
+def test_buckets_combine_into_the_chunk_checksum():
+    # COUNT adds up and BIT_XOR is associative: the buckets of one read give that read's chunk checksum
+    rows = {k: (k * 2654435761) % 2**32 for k in range(1, 200)}
+    buckets: dict[int, tuple[int, int]] = {}
+    for k, h in rows.items():
+        n, x = buckets.get(k % 7, (0, 0))
+        buckets[k % 7] = (n + 1, x ^ h)
+    whole = 0
+    for h in rows.values():
+        whole ^= h
+    assert P.combine_buckets(buckets) == (len(rows), whole)
+    assert P.combine_buckets({}) == (0, 0)  # an empty chunk: COUNT 0, COALESCE(BIT_XOR, 0)
 
 
 # --- sizing, progress, checkpoint ----------------------------------------------------------------------------
