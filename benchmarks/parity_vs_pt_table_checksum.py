@@ -152,6 +152,8 @@ def main() -> int:
     for kind, table, cols, key, column in DIVERGENCES:
         seed_data.inject_divergence(inv, kind, SCHEMA, table, cols, key, column)
     pids = [server_pid(inv, inv.source), server_pid(inv, inv.replica)]
+    version = subprocess.run([pt, "--version"], capture_output=True, text=True, timeout=30).stdout.split()
+    pt_label = "pt-table-checksum " + (version[-1] if version else "?")
     password = resolve_secret(inv.source.password_ref, None, where="mysql password")
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -175,7 +177,7 @@ def main() -> int:
     print(f"parity of {rows:,} rows ({SCHEMA}), 3 divergences injected on the replica; source pid {pids[0]}, "
           f"replica pid {pids[1]}")
     print(f"{'':<26} {'wall s':>8} {'source CPU s':>13} {'replica CPU s':>14}  exit")
-    print(f"{'pt-table-checksum 3.x':<26} {pt_wall:8.2f} {cpu(pt_cpu[0]):>13} {cpu(pt_cpu[1]):>14}  {pt_out['exit']}")
+    print(f"{pt_label:<26} {pt_wall:8.2f} {cpu(pt_cpu[0]):>13} {cpu(pt_cpu[1]):>14}  {pt_out['exit']}")
     label = f"drpoc parity ({args.workers} workers)"
     print(f"{label:<26} {dp_wall:8.2f} {cpu(dp_cpu[0]):>13} {cpu(dp_cpu[1]):>14}  {dp_out['exit']}")
     print(f"wall time ratio drpoc/pt: {dp_wall / pt_wall:.2f}   target <= 0.50")
