@@ -20,6 +20,8 @@ ACTIVITY_MODULES = (
     ("drpoc_chaos.replication.actions", "action"),
     ("drpoc_chaos.drill.actions", "action"),
     ("drpoc_chaos.lab.faults", "action"),
+    ("drpoc_chaos.parity.probes", "probe"),
+    ("drpoc_chaos.parity.actions", "action"),
 )
 
 

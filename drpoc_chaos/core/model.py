@@ -21,7 +21,7 @@ SCHEMA = "drpoc.journal/1"
 
 _DICTS = ("controller", "scope", "objectives", "settings", "timeline", "writes", "metrics", "safety", "feasibility",
           "died", "roles")
-_LISTS = ("events", "objective_results", "earlier_drills_died")
+_LISTS = ("events", "objective_results", "earlier_drills_died", "parity")
 _STRS = ("schema", "run_id", "scenario", "title", "started", "ended", "closed_at", "intent", "archived_as", "pair")
 
 
@@ -51,6 +51,7 @@ class DrillResult:
     intent: str | None = None
     earlier_drills_died: list[dict[str, Any]] = field(default_factory=list)
     died: dict[str, Any] = field(default_factory=dict)
+    parity: list[dict[str, Any]] = field(default_factory=list)  # data-parity checks: verdict per table
     archived_as: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
@@ -107,7 +108,7 @@ class DrillResult:
         optional = {"closed_at": self.closed_at, "pair": self.pair, "roles": self.roles,
                     "feasibility": self.feasibility, "intent": self.intent,
                     "earlier_drills_died": self.earlier_drills_died, "died": self.died,
-                    "archived_as": self.archived_as}
+                    "parity": self.parity, "archived_as": self.archived_as}
         if self.intent is not None:  # a drill that ran says what it found, even when it found nothing
             optional["earlier_drills_died"] = self.earlier_drills_died
         out.update({k: v for k, v in optional.items()

@@ -31,6 +31,7 @@ class Drill:
         self.fault_injected = False
         self.tunnel_restored = False
         self.extra_metrics: dict[str, Any] = {}  # scenario-specific figures, merged into the journal's metrics
+        self.parity: list[dict[str, Any]] = []  # each data-parity check of the drill (services/parity.py)
         self._lock = threading.Lock()
         self._seq = 0
 
@@ -134,3 +135,17 @@ def seconds_since(name: str) -> float | None:
         return None
     t = next((e.t for e in d.events if e.name == name), None)
     return None if t is None else d.t() - t
+
+
+def parity(result: dict[str, Any]) -> None:
+    """A data-parity check ran: its verdict per table (keys of differing rows, counts; never row values)."""
+    d = _current
+    if d is None:
+        return
+    tables = [{k: t.get(k) for k in ("table", "status", "rows", "counts", "missing", "extra", "changed", "note")
+               if t.get(k) is not None} for t in result.get("tables", [])]
+    entry = {"t": round(d.t(), 3), "verdict": result.get("verdict"), "mode": result.get("mode"),
+             "rows": result.get("rows"), "seconds": result.get("seconds"), "tables": tables}
+    with d._lock:
+        d.parity.append(entry)
+    d.event("parity_checked", verdict=result.get("verdict"), tables=len(tables))

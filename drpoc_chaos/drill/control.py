@@ -466,7 +466,7 @@ def _finish(journal: dict) -> None:
         safety={"restore": restore, "deadman": _run.deadman, "lock": _run.lock, "notes": notes},
         feasibility=_run.feasibility or {},
         intent=_run.intent.file if _run.intent is not None else None,
-        earlier_drills_died=_run.closed_died)
+        earlier_drills_died=_run.closed_died, parity=d.parity)
     journal["drpoc"] = result.to_dict()
     if not v["passed"] and journal.get("status") == "completed":
         journal["status"] = "failed"  # `chaos run` then exits 1: a drill that did not pass is not a success

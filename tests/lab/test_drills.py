@@ -165,6 +165,11 @@ def test_scenario_passes(healthy_lab, tmp_path, experiment):
         m = d["metrics"]
         assert m["writes_during_outage"]["acknowledged"] >= 50 * 8  # ≥ 50/s through a 10 s outage
         assert m["apply_rate_per_second"] and m["apply_rate_per_second"] > 0
+        # the last steady-state probe compared the whole write table, before the fault and after catch-up
+        checks = d["parity"]
+        assert len(checks) == 2 and all(c["verdict"] == "equal" for c in checks)
+        assert [t["table"] for t in checks[-1]["tables"]] == ["testdb.ping"]
+        assert checks[-1]["tables"][0]["rows"] >= m["writes_during_outage"]["acknowledged"]
     assert_no_write_lost()
 
 

@@ -16,7 +16,7 @@ LAYERS = [
     ("transports", ["ports", "remote", "db", "project"]),
     ("evidence", ["evidence"]),
     ("services", ["services"]),
-    ("activities", ["activity", "vpn", "replication"]),
+    ("activities", ["activity", "vpn", "replication", "parity"]),
     ("drill", ["drill"]),
     ("lab", ["lab"]),
     ("scheduling", ["scheduling"]),
