@@ -236,8 +236,8 @@ def churn(inv: Inventory, seconds: float, *, rate: float = 200.0, schema: str = 
             n = 0
             while time.monotonic() - t0 < seconds and not stop():
                 due = t0 + n / rate
-                if due > time.monotonic():
-                    time.sleep(due - time.monotonic())
+                # two clock reads: the second can be past `due` already (time.sleep refuses a negative length)
+                time.sleep(max(0.0, due - time.monotonic()))
                 n += 1
                 pick = n % 3
                 if pick == 0:

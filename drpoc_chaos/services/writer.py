@@ -119,8 +119,8 @@ def write_burst(inv: Inventory, count: int | None = None, duration: float | None
                 break
             # pace against the schedule, not the previous write: the rate holds even when a write was slow
             due = started + attempted / rate
-            if due > time.monotonic():
-                time.sleep(due - time.monotonic())
+            # two clock reads: the second can be past `due` already (time.sleep refuses a negative length)
+            time.sleep(max(0.0, due - time.monotonic()))
             record = _new_record(None, phase, f"drpoc:burst:{attempted:06d}")
             attempted += 1
             try:
