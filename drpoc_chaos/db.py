@@ -177,7 +177,9 @@ def connect(endpoint: MysqlEndpoint, inventory: Inventory, secrets: Mapping | No
                                      pool=pool, timeout=endpoint.connect_timeout)
     except remote.RemoteError as exc:
         raise DbError(f"{_where(endpoint)}: CONNECT failed: {exc}", endpoint=endpoint, verb="CONNECT") from exc
-    conn = pymysql.connections.Connection(defer_connect=True, **options)
+    # PyMySQL 1.1+ tries TLS by itself when the server offers it (PREFERRED), and Python's ssl cannot wrap a
+    # paramiko Channel: through SSH the channel is the encryption (the inventory refuses `ssl` with `via`)
+    conn = pymysql.connections.Connection(defer_connect=True, ssl_disabled=True, **options)
     try:
         # a paramiko Channel is socket-like enough for PyMySQL; its stub accepts only socket.socket
         conn.connect(sock=channel)  # type: ignore[arg-type]

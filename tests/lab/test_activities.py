@@ -217,6 +217,18 @@ def test_replication_lag_is_small(ready):
     assert rep_probes.lag_within(max_seconds=5, configuration=CFG) is True
 
 
+def test_database_credentials_resolve_against_the_lab_inventory(ready, tmp_path):
+    """The preflight resolves the lab's file references (no connection); a reference to a missing file fails it
+    with the key and the fix, and shows no value."""
+    assert rep_probes.database_credentials_resolve(configuration=CFG) is True
+    cfg = variant(tmp_path, "missing-password-file",
+                  lambda d: d["mysql_defaults"].update(password={"file": str(tmp_path / "nope")}))
+    with pytest.raises(ActivityFailed) as e:
+        rep_probes.database_credentials_resolve(configuration=cfg)
+    assert "mysql_defaults.password" in str(e.value) or "password" in str(e.value)
+    assert str(tmp_path / "nope") in str(e.value)
+
+
 def test_replica_status_preparing_is_understood(ready):
     """Restart the replica and read its status, with a connection of the test's own, until MariaDB shows the IO
     thread 'Preparing' (connected, registering with the source: a few ms on every (re)connect); the parser must

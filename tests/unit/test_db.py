@@ -303,3 +303,26 @@ def test_connect_via_a_real_ssh_tunnel(tmp_path):
         mysqld.close()
     assert caught.value.code == 1130 and "is not allowed to connect" in str(caught.value)
     assert ("127.0.0.1", ep.port) in sshd.tunnels
+
+
+def test_connect_via_never_asks_pymysql_for_tls(monkeypatch):
+    """PyMySQL tries TLS by itself when a server offers it, and Python's ssl cannot wrap a paramiko channel
+    ('Channel' object has no attribute 'getsockopt', seen on the lab once its MariaDB had TLS): through SSH the
+    channel is the encryption, so TLS is switched off for `via` and left to PyMySQL's default otherwise."""
+    made = []
+
+    class FakeConnection:
+        def __init__(self, **kwargs):
+            made.append(kwargs)
+
+        def connect(self, sock=None):
+            pass
+
+    monkeypatch.setattr(db.pymysql.connections, "Connection", FakeConnection)
+    monkeypatch.setattr(remote, "open_tunnel", lambda *a, **k: object())
+    monkeypatch.setenv("DRPOC_TEST_MYSQL_PW", PASSWORD)
+    bastion = SshHost("aws-db", "127.0.0.1", 2202, "drpoc", True, None, None, 5.0, 30.0)
+    db.connect(endpoint(via="aws-db", port=3306), FakeInventory(**{"aws-db": bastion}))
+    db.connect(endpoint(), FakeInventory())
+    assert made[0].get("ssl_disabled") is True and made[0]["defer_connect"] is True
+    assert "ssl_disabled" not in made[1]
