@@ -192,7 +192,8 @@ def evaluate_objectives(metrics: dict[str, Any], objectives: Mapping[str, Any]) 
 
 def verdict(journal: Mapping[str, Any], *, fault_injected: bool, expect_outage: bool, outage_detected: bool,
             objective_results: Iterable[Mapping[str, Any]], sets: Mapping[str, Any] | None, max_lost_writes: int = 0,
-            extra_reasons: Iterable[str] = (), not_started: tuple[str, str | None] | None = None) -> dict[str, Any]:
+            extra_reasons: Iterable[str] = (), not_started: tuple[str, str | None] | None = None,
+            split_brain: Iterable[float] = ()) -> dict[str, Any]:
     """The drill control's verdict from what it saw (core.verdict.judge holds the rule and its wording).
 
     `not_started` = (cause, reason) when the drill never got going (locked, no inventory, host unreachable,
@@ -207,5 +208,5 @@ def verdict(journal: Mapping[str, Any], *, fault_injected: bool, expect_outage: 
                   unexpected=sets["unexpected"] if sets is not None else None,
                   duplicated=sets["duplicated"] if sets is not None else None,
                   max_lost_writes=max_lost_writes, objective_results=list(objective_results),
-                  extra_reasons=list(extra_reasons), not_started=not_started)
+                  extra_reasons=list(extra_reasons), not_started=not_started, split_brain=list(split_brain))
     return judge(facts).to_dict()

@@ -69,6 +69,11 @@ class reasons:  # noqa: N801 — a namespace of sentences, used as reasons.lost(
         return f"objective missed: {label}: achieved {result['achieved']} > objective {result.get('objective')}"
 
     @staticmethod
+    def split_brain(times: list[float]) -> str:
+        return (f"split brain: source and replica both writable in {len(times)} timeline sample(s), first at "
+                f"t={times[0]:.1f}s — the replica must stay read-only while the source lives")
+
+    @staticmethod
     def not_started(cause: str, why: str | None) -> str:
         return f"drill not started ({cause}): {why or 'see the log'}"
 
@@ -120,6 +125,7 @@ class Facts:
     extra_reasons: list[str] = field(default_factory=list)
     not_started: tuple[str, str | None] | None = None
     died: bool = False
+    split_brain: list[float] = field(default_factory=list)  # times of samples with more than one writable server
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
@@ -181,6 +187,8 @@ def judge(f: Facts) -> Verdict:
         out.append(reasons.unexpected(len(f.unexpected)))
     if f.duplicated:
         out.append(reasons.duplicated(len(f.duplicated)))
+    if f.split_brain:
+        out.append(reasons.split_brain(f.split_brain))
     # objectives mean something only for a drill that ran: a precondition failure or an abort already says it all
     if status not in _UNJUDGED:
         for r in f.objective_results:
@@ -190,6 +198,16 @@ def judge(f: Facts) -> Verdict:
     if out and status == "passed":
         status = "failed"
     return Verdict(passed=not out and status == "passed", status=status, reasons=out)
+
+
+def split_brain_times(samples: Iterable[Any]) -> list[float]:
+    """When the timeline saw more than one writable server of the pair (`writers` > 1)."""
+    out = []
+    for s in samples or []:
+        if isinstance(s, Mapping) and isinstance(s.get("writers"), int) and not isinstance(s.get("writers"), bool) \
+                and s["writers"] > 1 and isinstance(s.get("t"), (int, float)):
+            out.append(float(s["t"]))
+    return out
 
 
 def facts_from_journal(journal: Mapping[str, Any]) -> Facts:
@@ -228,6 +246,7 @@ def facts_from_journal(journal: Mapping[str, Any]) -> Facts:
         not_started=(recorded.cause or "setup-error", None) if recorded and recorded.status == "not-started"
         else None,
         died=bool(recorded and recorded.status == "died"),
+        split_brain=split_brain_times(_mapping(drpoc.get("timeline")).get("samples") or []),
     )
 
 

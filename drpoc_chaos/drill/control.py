@@ -33,7 +33,7 @@ from ..core.clock import utc_now_iso
 from ..core.feasibility import ReplicaSettings, assess
 from ..core.metrics import compute_metrics, evaluate_objectives, verdict, write_sets
 from ..core.model import DrillResult
-from ..core.verdict import Verdict
+from ..core.verdict import Verdict, split_brain_times
 from ..db import DbError
 from ..evidence.archive import archive_journal, record_intent
 from ..inventory import Inventory, InventoryError, SshHost, resolve_secret
@@ -438,7 +438,8 @@ def _finish(journal: dict) -> None:
                 outage_detected=any(e["name"] == "outage_detected" for e in events),
                 objective_results=objective_results, sets=sets, max_lost_writes=cfg.max_lost_writes,
                 extra_reasons=extra,
-                not_started=(_run.cause or "setup-error", _run.setup_error) if _run.setup_error else None)
+                not_started=(_run.cause or "setup-error", _run.setup_error) if _run.setup_error else None,
+                split_brain=split_brain_times(samples))
     if _run.lock and _run.inv is not None and _run.lock.get("state") in ("acquired", "taken-over"):
         try:
             safety.release_lock(gateway.helper(_run.inv, _run.inv.drill.fault_site), d.run_id)

@@ -17,6 +17,7 @@ from ..services.context import sql
 from ..services.gateway import read_status, state_of
 from ..services.replica import PING_TABLE, heartbeat_written_by_drpoc, read_heartbeat_age, write_heartbeat
 from ..services.replica import read_status as read_replica_status
+from ..services.topology import writable
 
 
 class Sampler:
@@ -84,6 +85,16 @@ class Sampler:
         except Exception as exc:  # noqa: BLE001
             s["heartbeat_lag"] = None
             errors.append(f"heartbeat: {exc}"[:160])
+        # who takes writes: more than one writable server is split brain (core.verdict fails the drill on it)
+        count: int | None = 0
+        for side, endpoint in (("source", self.inv.source), ("replica", self.inv.replica)):
+            try:
+                if writable(endpoint, self.inv, self.secrets, pool=self._db) and count is not None:
+                    count += 1
+            except Exception as exc:  # noqa: BLE001
+                count = None
+                errors.append(f"{side} read_only: {exc}"[:160])
+        s["writers"] = count
         q = f"SELECT COUNT(*) AS n, COALESCE(MAX(id), 0) AS m FROM {PING_TABLE}"
         for side, endpoint in (("source", self.inv.source), ("replica", self.inv.replica)):
             try:

@@ -65,9 +65,65 @@ class Dialect:
             return "SHOW GLOBAL STATUS LIKE 'Slave_heartbeat_period'"
         return "SELECT HEARTBEAT_INTERVAL AS Value FROM performance_schema.replication_connection_configuration LIMIT 1"
 
+    # --- who may write, and moving the writer (the site failover drill) -------------------------------------
+
+    @property
+    def writable(self) -> str:
+        """`ro` = read_only, `sro` = super_read_only (MySQL 5.7+; MariaDB has none: 0). A server takes writes from
+        ordinary users only when both are 0."""
+        if self.flavor == "mysql" and self.version >= (5, 7, 8):
+            return "SELECT @@GLOBAL.read_only AS ro, @@GLOBAL.super_read_only AS sro"
+        return "SELECT @@GLOBAL.read_only AS ro, 0 AS sro"
+
+    @property
+    def fence(self) -> list[str]:
+        """Make the server refuse writes. On MySQL super_read_only too, so even a SUPER session cannot write (the
+        drill's user may have it)."""
+        if self.flavor == "mysql" and self.version >= (5, 7, 8):
+            return ["SET GLOBAL super_read_only = ON"]  # implies read_only = ON
+        return ["SET GLOBAL read_only = ON"]
+
+    @property
+    def unfence(self) -> list[str]:
+        if self.flavor == "mysql" and self.version >= (5, 7, 8):
+            return ["SET GLOBAL super_read_only = OFF", "SET GLOBAL read_only = OFF"]
+        return ["SET GLOBAL read_only = OFF"]
+
+    @property
+    def reset_replica(self) -> str:
+        """Forget the replication source entirely (after STOP): the promoted server replicates from nobody."""
+        return "RESET REPLICA ALL" if self.replica_words else "RESET SLAVE ALL"
+
+    def change_source(self, host: str, port: int) -> str:
+        """Point a (stopped) replica at `host:port` by GTID; the user and password are bound parameters
+        (%s, %s), never part of the text. MariaDB: `current_pos` — a former primary's own binlog counts, so it
+        resumes after what it wrote itself; MySQL: auto-position."""
+        if self.flavor == "mariadb":
+            return (f"CHANGE MASTER TO MASTER_HOST='{_host(host)}', MASTER_PORT={int(port)}, MASTER_USER=%s, "
+                    f"MASTER_PASSWORD=%s, MASTER_USE_GTID=current_pos")
+        if self.version >= (8, 0, 23):
+            return (f"CHANGE REPLICATION SOURCE TO SOURCE_HOST='{_host(host)}', SOURCE_PORT={int(port)}, "
+                    f"SOURCE_USER=%s, SOURCE_PASSWORD=%s, SOURCE_AUTO_POSITION=1, GET_SOURCE_PUBLIC_KEY=1")
+        return (f"CHANGE MASTER TO MASTER_HOST='{_host(host)}', MASTER_PORT={int(port)}, MASTER_USER=%s, "
+                f"MASTER_PASSWORD=%s, MASTER_AUTO_POSITION=1")
+
+    @property
+    def applied_gtid(self) -> str:
+        """What the replica's SQL thread has applied (the received side is in its status: MariaDB's Gtid_IO_Pos,
+        MySQL's Retrieved_Gtid_Set). Drain = wait until the applied side holds the received one."""
+        return "SELECT @@GLOBAL.gtid_slave_pos AS pos" if self.flavor == "mariadb" \
+            else "SELECT @@GLOBAL.gtid_executed AS pos"
+
     @property
     def last_gtid(self) -> str:
         return "SELECT @@last_gtid AS gtid" if self.flavor == "mariadb" else "SELECT @@GLOBAL.gtid_executed AS gtid"
+
+
+def _host(host: str) -> str:
+    """A replication host for a CHANGE statement: an address or DNS name only (the inventory checked it)."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.:-]{0,252}", host):
+        raise ValueError(f"not a host name or address: {host[:60]!r}")
+    return host
 
 
 def parse_version(text: str) -> Dialect:

@@ -6,12 +6,12 @@ from typing import Any, Mapping
 
 from ..activity import activity, number, table_arg
 from ..inventory import resolve_secret
-from ..services import replica
+from ..services import replica, topology
 from ..services.context import inventory
 from ..services.replica import PING_TABLE
 
 __all__ = ["replica_status", "replica_threads_running", "replication_lag", "lag_within", "ping_rows_match",
-           "ping_rows_compare", "database_credentials_resolve"]
+           "ping_rows_compare", "database_credentials_resolve", "writers", "single_writer"]
 
 
 @activity
@@ -87,3 +87,17 @@ def database_credentials_resolve(configuration: Mapping | None = None, secrets: 
             continue
         resolve_secret(db.password_ref, secrets, where=f"sites.{db.site}.database.mysql.password")
     return True
+
+
+@activity
+def writers(configuration: Mapping | None = None, secrets: Mapping | None = None) -> dict[str, Any]:
+    """Which servers of the pair take writes (read_only off, and super_read_only off on MySQL): {"source": bool,
+    "replica": bool, "writers": n, "single": n == 1}."""
+    return topology.writers(inventory(configuration), secrets)
+
+
+@activity
+def single_writer(configuration: Mapping | None = None, secrets: Mapping | None = None) -> bool:
+    """True when exactly one server of the pair is writable. In a VPN drill the replica must stay read-only:
+    two writers is split brain. Use with `tolerance: true`."""
+    return bool(topology.writers(inventory(configuration), secrets)["single"])
