@@ -33,6 +33,7 @@ from .models import (
     InventoryError,
     MysqlEndpoint,
     MysqlTls,
+    Replication,
     Site,
     SshHost,
 )
@@ -43,7 +44,7 @@ FORMAT_VERSION = 1
 ROLES = ("source", "replica")
 
 _TOP_KEYS = {"version", "name", "ssh_defaults", "hosts", "mysql_defaults", "sites", "drill"}
-_TOP_KEYS |= {"heartbeat"}
+_TOP_KEYS |= {"heartbeat", "replication"}
 _HEARTBEAT_KEYS = {"table", "format"}
 _QUALIFIED_TABLE = re.compile(r"^[A-Za-z0-9_$]{1,64}\.[A-Za-z0-9_$]{1,64}$")
 _SSH_KEYS = {"user", "sudo", "key_file", "known_hosts", "connect_timeout", "command_timeout", "jump"}
@@ -51,7 +52,7 @@ _SSH_KEYS |= {"ssh_config"}
 _HOST_KEYS = _SSH_KEYS | {"address", "port"}
 _MYSQL_DEFAULT_KEYS = {"user", "password", "database", "connect_timeout", "read_timeout", "write_timeout", "port"}
 _MYSQL_DEFAULT_KEYS |= {"ssl", "option_file", "option_group"}
-_MYSQL_KEYS = _MYSQL_DEFAULT_KEYS | {"address", "via"}
+_MYSQL_KEYS = _MYSQL_DEFAULT_KEYS | {"address", "via", "replication_address", "replication_port"}
 _SSL_KEYS = {"ca", "cert", "key", "verify_identity"}
 _GATEWAY_KEYS = {"host", "connection", "child", "control", "helper", "local_subnet", "remote_subnet"}
 _DATABASE_KEYS = {"role", "host", "mysql"}
@@ -227,7 +228,15 @@ class _Checker:
         sites = self.build_sites(data, hosts)
         drill = self.build_drill(data.get("drill", _MISSING), sites)
         heartbeat = self.build_heartbeat(data.get("heartbeat"))
-        return Inventory(path=self.path, name=name, hosts=hosts, sites=sites, drill=drill, heartbeat=heartbeat)
+        return Inventory(path=self.path, name=name, hosts=hosts, sites=sites, drill=drill, heartbeat=heartbeat,
+                         replication=self.build_replication(data.get("replication")))
+
+    def build_replication(self, value) -> Replication | None:
+        repl = self.mapping(value, "replication", {"user", "password"}, required=False)
+        if not repl:
+            return None
+        return Replication(user=self.login(repl.get("user", _MISSING), "replication.user"),
+                           password_ref=self.password_ref(repl.get("password", _MISSING), "replication.password"))
 
     def build_heartbeat(self, value) -> Heartbeat:
         hb = self.mapping(value, "heartbeat", _HEARTBEAT_KEYS, required=False)
@@ -464,6 +473,9 @@ class _Checker:
             ssl=ssl,
             option_file=option_file,
             option_group=option_group,
+            replication_address=self.address(mysql["replication_address"], f"{key}.mysql.replication_address")
+            if "replication_address" in mysql else None,
+            replication_port=self.port(mysql.get("replication_port"), f"{key}.mysql.replication_port", default=3306),
         )
 
     def readable_file(self, value, key: str) -> str:

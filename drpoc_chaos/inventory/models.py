@@ -118,6 +118,10 @@ class MysqlEndpoint:
     ssl: MysqlTls | None = None
     option_file: str | None = None
     option_group: str = "client"
+    # where the other site's server reaches this one for replication (CHANGE MASTER's host/port): the drill's own
+    # `address` is often a bastion or a published port; None = not given (no failover drill on this pair)
+    replication_address: str | None = None
+    replication_port: int = 3306
 
     def __str__(self) -> str:
         via = f" via {self.via}" if self.via else ""
@@ -154,6 +158,15 @@ class Heartbeat:
 
 
 @dataclass(frozen=True)
+class Replication:
+    """The replication account a failover drill re-points servers with (CHANGE MASTER's user and password):
+    `password_ref` is a reference, never the value."""
+
+    user: str
+    password_ref: dict
+
+
+@dataclass(frozen=True)
 class Inventory:
     """A loaded, checked inventory. Treat the dicts as read-only: the same object is shared through the cache."""
 
@@ -163,6 +176,7 @@ class Inventory:
     sites: dict[str, Site]
     drill: DrillTarget
     heartbeat: Heartbeat = field(default_factory=Heartbeat)
+    replication: Replication | None = None  # needed by the failover drill only
 
     @property
     def source(self) -> MysqlEndpoint:

@@ -20,7 +20,9 @@ def write_inventory(p: Paths, mode: str = "ipsec") -> None:
                         **({"child": SWANCTL_CHILD} if mode == "swanctl" else {}), "control": mode,
                         "local_subnet": g["local"], "remote_subnet": g["remote"]},
             "database": {"role": db["role"], "host": db["host"],
-                         "mysql": {"address": "127.0.0.1", "port": HOSTS_BY_NAME[db["host"]].mysql_port}},
+                         "mysql": {"address": "127.0.0.1", "port": HOSTS_BY_NAME[db["host"]].mysql_port,
+                                   # how the other site reaches it through the tunnel (a failover re-points to it)
+                                   "replication_address": db["ip"], "replication_port": 3306}},
         }
     inv = {
         "version": 1,
@@ -30,6 +32,7 @@ def write_inventory(p: Paths, mode: str = "ipsec") -> None:
         "hosts": hosts,
         "mysql_defaults": {"user": "drpoc", "password": {"file": str(p.secrets / "mysql_password")},
                            "database": "testdb", "connect_timeout": 5},
+        "replication": {"user": "repl", "password": {"file": str(p.secrets / "repl_password")}},
         "sites": sites,
         "drill": {"connection": CONNECTION, "fault_site": "aws", "peer_site": "onprem"},
     }

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from ..core.gtid import errant, parse_position
-from ..inventory import Inventory, MysqlEndpoint
+from ..inventory import Inventory, MysqlEndpoint, resolve_secret
 from .context import sql
 from .errors import StepFailed
 from .replica import dialect_of, read_status
@@ -91,3 +91,24 @@ def errant_transactions(old: MysqlEndpoint, fork: str, inv: Inventory, secrets: 
         return [str(g) for g in errant(parse_position(binlog_position(old, inv, secrets)), parse_position(fork))]
     row = sql(old, inv, "SELECT GTID_SUBTRACT(@@GLOBAL.gtid_executed, %s) AS e", (fork,), secrets=secrets)[0]
     return [part.strip() for part in str(row["e"] or "").replace("\n", "").split(",") if part.strip()]
+
+
+def repoint(endpoint: MysqlEndpoint, new_source: MysqlEndpoint, inv: Inventory,
+            secrets: Mapping | None = None) -> dict[str, Any]:
+    """Make `endpoint` a replica of `new_source` by GTID (fenced first: a replica takes no writes), with the
+    inventory's `replication` account, at `new_source`'s replication address. Returns the replica's status."""
+    if inv.replication is None:
+        raise StepFailed("the inventory has no `replication` account (user, password): a failover drill needs it to "
+                         "re-point servers — add `replication: {user: …, password: {file|env|secret: …}}`")
+    if not new_source.replication_address:
+        raise StepFailed(f"sites.{new_source.site}.database.mysql.replication_address is not set: give the address "
+                         f"the other site's server reaches {new_source.host} at for replication")
+    password = resolve_secret(inv.replication.password_ref, secrets, where="replication.password")
+    dialect = dialect_of(endpoint, inv, secrets)
+    fence(endpoint, inv, secrets)
+    sql(endpoint, inv, dialect.stop, secrets=secrets)
+    sql(endpoint, inv, dialect.change_source(new_source.replication_address, new_source.replication_port),
+        (inv.replication.user, password), secrets=secrets)
+    sql(endpoint, inv, dialect.start, secrets=secrets)
+    return {"replica": endpoint.host, "source": new_source.host,
+            "source_address": f"{new_source.replication_address}:{new_source.replication_port}"}

@@ -395,3 +395,30 @@ def test_values_under_secret_keys_are_never_echoed_by_type_errors(tmp_path):
 
     err = error_for(tmp_path, mutate)
     assert "S3cr3tInAList" not in str(err)
+
+
+# --- what a failover drill needs: the replication account and each server's replication address ----------------
+
+def test_replication_account_and_addresses(tmp_path):
+    data = lab_data()
+    data["replication"] = {"user": "repl", "password": {"env": "DRPOC_REPL_PASSWORD"}}
+    data["sites"]["aws"]["database"]["mysql"].update(replication_address="10.20.11.123", replication_port=3307)
+    i = load_inventory(write(tmp_path, data))
+    assert i.replication.user == "repl" and i.replication.password_ref == {"env": "DRPOC_REPL_PASSWORD"}
+    assert (i.source.replication_address, i.source.replication_port) == ("10.20.11.123", 3307)
+    assert (i.replica.replication_address, i.replica.replication_port) == (None, 3306)
+    assert load_inventory(LAB).replication is None  # optional: only the failover drill needs it
+
+
+@pytest.mark.parametrize("mutate, key, words", [
+    (lambda d: d.update(replication={"user": "repl", "password": "hunter2"}), "replication.password",
+     "never a literal"),
+    (lambda d: d.update(replication={"user": "repl;id", "password": {"env": "X"}}), "replication.user", "login name"),
+    (lambda d: d.update(replication={"password": {"env": "X"}}), "replication.user", "missing"),
+    (lambda d: d["sites"]["aws"]["database"]["mysql"].update(replication_address="x'; DROP"),
+     "sites.aws.database.mysql.replication_address", "neither an IP address nor a host name"),
+])
+def test_replication_settings_are_checked(tmp_path, mutate, key, words):
+    error = error_for(tmp_path, mutate)
+    assert error.key == key and words in str(error), error
+    assert "hunter2" not in str(error)
