@@ -9,6 +9,8 @@ These actions act on the local lab as root and refuse anything else: on real sit
 """
 from __future__ import annotations
 
+import os
+import signal as sig
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -17,10 +19,12 @@ from chaoslib.exceptions import ActivityFailed
 from ..activity import activity
 from ..inventory import Inventory, InventoryError
 from ..services.context import inventory
-from .system import LabError, run
-from .topology import GATEWAYS, HOSTS
+from .context import LabContext
+from .daemons import spawn, wait_mariadb
+from .system import LabError, pid_alive, run, which
+from .topology import GATEWAYS, HOSTS, Paths
 
-__all__ = ["block_inbound_ike", "unblock_inbound_ike"]  # the activities (undo_lab_faults is for `drpoc recover`)
+__all__ = ["block_inbound_ike", "unblock_inbound_ike", "lose_source", "bring_source_back"]  # the activities (undo_lab_faults is for `drpoc recover`)
 
 
 def _lab_site(inv: Inventory, site: str) -> str | None:
@@ -102,3 +106,73 @@ def undo_lab_faults(inv: Inventory) -> None:
     (nothing to do anywhere else)."""
     if is_lab(inv):
         unblock_inbound_ike(configuration={"inventory": str(inv.path)})
+
+
+# --- the AWS site lost (the failover drill) ------------------------------------------------------------------------
+
+LOSS_MODES = ("crash", "freeze", "isolate")
+_ISOLATE_TABLE = "drpoc_isolate"
+
+
+def _source_host(inv: Inventory) -> str:
+    """The lab host of the inventory's source database (recognised by its published MySQL port)."""
+    src = inv.source
+    for h in HOSTS:
+        if h.role == "database" and h.mysql_port == src.port and src.address in ("127.0.0.1", "localhost"):
+            return h.name
+    raise ActivityFailed(f"the source {src} is not a lab database: the lab's loss modes act on the lab only")
+
+
+def _mariadbd_pid(host: str) -> int:
+    try:
+        return int((Paths().pids / f"mariadbd-{host}").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        raise ActivityFailed(f"no recorded mariadbd pid for lab host {host}: is the lab up?") from None
+
+
+@activity
+def lose_source(mode: str = "crash", enabled: bool = True, configuration: Mapping | None = None,
+                secrets: Mapping | None = None) -> dict[str, Any]:
+    """Lab only: the source's site is lost. `crash` — mariadbd killed (SIGKILL: acknowledged writes still in flight to
+    the replica are gone with the site); `freeze` — mariadbd stopped (SIGSTOP: it holds its connections and answers
+    nothing); `isolate` — the server lives on but nothing reaches it (its MySQL and SSH ports drop every packet).
+    The tunnel fault is separate (tunnel_down). Undone by bring_source_back (or `drpoc recover`)."""
+    inv = _require_lab(configuration, enabled)
+    if inv is None:
+        return {"enabled": False}
+    if mode not in LOSS_MODES:
+        raise ActivityFailed(f"lose_source: mode must be one of {', '.join(LOSS_MODES)}, not {str(mode)[:40]!r}")
+    host = _source_host(inv)
+    if mode == "isolate":
+        run(["ip", "netns", "exec", host, "nft", "-f", "-"], input=(
+            f"table inet {_ISOLATE_TABLE}\ndelete table inet {_ISOLATE_TABLE}\ntable inet {_ISOLATE_TABLE} {{\n"
+            "  chain input { type filter hook input priority 0; policy accept; tcp dport { 22, 3306 } drop; }\n}\n"),
+            what=f"lab host {host}")
+        return {"enabled": True, "mode": mode, "host": host}
+    pid = _mariadbd_pid(host)  # our own daemon, by the pid the lab recorded when it started it
+    os.kill(pid, sig.SIGKILL if mode == "crash" else sig.SIGSTOP)
+    return {"enabled": True, "mode": mode, "host": host, "pid": pid}
+
+
+@activity
+def bring_source_back(enabled: bool = True, configuration: Mapping | None = None,
+                      secrets: Mapping | None = None) -> dict[str, Any]:
+    """Lab only: the lost site comes back **fenced** — a crashed mariadbd restarts with --read-only, a frozen one
+    continues and is fenced at once from inside its host, an isolated one is reachable again after it is fenced.
+    Idempotent. A former primary must never take writes again before the drill decides (errant transactions)."""
+    inv = _require_lab(configuration, enabled)
+    if inv is None:
+        return {"enabled": False}
+    host = _source_host(inv)
+    ctx = LabContext()
+    pid = _mariadbd_pid(host)
+    how = "running"
+    if not pid_alive(pid):
+        spawn(ctx, host, f"mariadbd-{host}", [which("mariadbd") or "/usr/sbin/mariadbd", "--read-only"])
+        how = "restarted read-only"
+    else:
+        os.kill(pid, sig.SIGCONT)  # a no-op unless it was frozen
+    wait_mariadb(ctx, host, timeout=60)
+    ctx.sql(host, "SET GLOBAL read_only = ON;")
+    run(["ip", "netns", "exec", host, "nft", "delete", "table", "inet", _ISOLATE_TABLE], check=False)
+    return {"enabled": True, "host": host, "mariadbd": how, "fenced": True}
