@@ -24,7 +24,8 @@ from .daemons import spawn, wait_mariadb
 from .system import LabError, pid_alive, run, which
 from .topology import GATEWAYS, HOSTS, Paths
 
-__all__ = ["block_inbound_ike", "unblock_inbound_ike", "lose_source", "bring_source_back"]  # the activities (undo_lab_faults is for `drpoc recover`)
+# the activities (undo_lab_faults is for `drpoc recover`)
+__all__ = ["block_inbound_ike", "unblock_inbound_ike", "lose_source", "bring_source_back"]
 
 
 def _lab_site(inv: Inventory, site: str) -> str | None:
