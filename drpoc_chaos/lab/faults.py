@@ -107,6 +107,16 @@ def undo_lab_faults(inv: Inventory) -> None:
     (nothing to do anywhere else)."""
     if is_lab(inv):
         unblock_inbound_ike(configuration={"inventory": str(inv.path)})
+        # a lost source (failover drill): reachable again and running — fenced, never writable behind our back;
+        # whether it becomes the primary again is the failover's recovery to decide
+        try:
+            host = _source_host(inv)
+        except ActivityFailed:
+            return
+        pid = _mariadbd_pid(host) if (Paths().pids / f"mariadbd-{host}").exists() else None
+        if pid is not None and pid_alive(pid):
+            os.kill(pid, sig.SIGCONT)
+        run(["ip", "netns", "exec", host, "nft", "delete", "table", "inet", _ISOLATE_TABLE], check=False)
 
 
 # --- the AWS site lost (the failover drill) ------------------------------------------------------------------------
