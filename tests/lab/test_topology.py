@@ -1,5 +1,6 @@
-"""Who may write, on the real lab (the healthy pair's single writer is checked in test_activities.py): a replica made writable during a drill is split brain and fails it; and the failover primitives — drain, promote,
-errant transactions of the old primary — on real MariaDB, put back as they were."""
+"""Who may write, on the real lab (the healthy pair's single writer is checked in test_activities.py): a replica
+made writable during a drill is split brain and fails it; and the failover primitives — drain, promote, errant
+transactions of the old primary — on real MariaDB, put back as they were."""
 from __future__ import annotations
 
 import json
