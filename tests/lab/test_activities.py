@@ -229,6 +229,12 @@ def test_database_credentials_resolve_against_the_lab_inventory(ready, tmp_path)
     assert str(tmp_path / "nope") in str(e.value)
 
 
+def test_exactly_one_writer_in_the_pair(ready):
+    """The source takes writes, the replica is read-only (tests/lab/test_topology.py makes it otherwise)."""
+    assert rep_probes.writers(configuration=CFG) == {"source": True, "replica": False, "writers": 1, "single": True}
+    assert rep_probes.single_writer(configuration=CFG) is True
+
+
 def test_replica_status_preparing_is_understood(ready):
     """Restart the replica and read its status, with a connection of the test's own, until MariaDB shows the IO
     thread 'Preparing' (connected, registering with the source: a few ms on every (re)connect); the parser must

@@ -1,6 +1,6 @@
-"""Who may write, on the real lab: exactly one writable server in the pair (the steady state of every VPN drill);
-a replica made writable during a drill is split brain and fails it; and the failover primitives — drain, promote,
-errant transactions of the old primary — on real MariaDB, put back as they were."""
+"""Who may write, on the real lab (the healthy pair's single writer is checked in test_activities.py): a replica
+made writable during a drill is split brain and fails it; and the failover primitives — drain, promote, errant
+transactions of the old primary — on real MariaDB, put back as they were."""
 from __future__ import annotations
 
 import json
@@ -26,11 +26,6 @@ pytestmark = pytest.mark.lab
 
 def replica_sql(healthy_lab, statement: str) -> str:
     return healthy_lab.sql(DATABASES["onprem"]["host"], statement).stdout
-
-
-def test_exactly_one_writer_on_the_healthy_lab(ready):
-    assert rep_probes.writers(configuration=CFG) == {"source": True, "replica": False, "writers": 1, "single": True}
-    assert rep_probes.single_writer(configuration=CFG) is True
 
 
 def test_a_replica_made_writable_during_a_drill_is_split_brain(ready, tmp_path):
