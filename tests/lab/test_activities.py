@@ -505,6 +505,28 @@ def test_block_inbound_ike_makes_the_one_sided_aws_up_fail(ready):
 def test_lab_faults_do_nothing_when_disabled(ready):
     assert faults.block_inbound_ike(enabled=False, configuration=CFG) == {"enabled": False}
     assert faults.unblock_inbound_ike(enabled=False, configuration=CFG) == {"enabled": False}
+    assert faults.lose_source(enabled=False, configuration=CFG) == {"enabled": False}
+    assert faults.bring_source_back(enabled=False, configuration=CFG) == {"enabled": False}
+
+
+@pytest.mark.parametrize("mode", ["isolate", "freeze", "crash"])
+def test_the_lost_source_comes_back_fenced(ready, mode):
+    """The failover drill's loss modes on the lab: the source is unreachable (isolate: its ports drop packets;
+    freeze: SIGSTOP; crash: SIGKILL), then comes back read-only — never writable behind the drill's back — and the
+    lab is put back as it was."""
+    lost = faults.lose_source(mode=mode, configuration=CFG)
+    assert lost["enabled"] and lost["mode"] == mode and lost["host"] == "aws-db"
+    try:
+        with pytest.raises(ActivityFailed):
+            rep_probes.writers(configuration={"inventory": INVENTORY})
+    finally:
+        activity_mod.close_all()
+        back = faults.bring_source_back(configuration=CFG)
+        assert back["fenced"] is True and back["mariadbd"] == ("restarted read-only" if mode == "crash" else "running")
+    activity_mod.close_all()
+    assert rep_probes.writers(configuration=CFG)["source"] is False  # fenced
+    ready.sql("aws-db", "SET GLOBAL read_only = OFF;")
+    assert rep_probes.single_writer(configuration=CFG) is True
 
 
 # ----------------------------------------------------------------------------------------------------------------
