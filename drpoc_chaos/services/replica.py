@@ -11,6 +11,7 @@ from typing import Any, Mapping
 from .. import db
 from ..core import recorder
 from ..core.clock import wait_until
+from ..core.gtid import parse_position, reached
 from ..core.identifiers import quote_table
 from ..inventory import Inventory, MysqlEndpoint
 from ..replication.dialect import Dialect, parse_version
@@ -248,6 +249,20 @@ def wait_for_io(inv: Inventory, state: str = "Yes", *, require_error: bool = Fal
             "last_io_error": st.last_io_error, "sql_running": st.sql_running}
 
 
+def already_has(endpoint: MysqlEndpoint, inv: Inventory, position: str, secrets: Mapping | None = None) -> bool:
+    """MariaDB: does the server's own history (gtid_current_pos: what it applied *and* what it wrote itself) reach
+    `position`? MASTER_GTID_WAIT looks at gtid_slave_pos only, so after a failback the source's newest GTID can be
+    one this server wrote while it was the primary: it has it, yet would wait for it until the timeout. MySQL's
+    gtid_executed holds both already: False there (WAIT_FOR_EXECUTED_GTID_SET returns at once)."""
+    if dialect_of(endpoint, inv, secrets).flavor != "mariadb":
+        return False
+    current = sql(endpoint, inv, "SELECT @@GLOBAL.gtid_current_pos AS pos", secrets=secrets)[0]["pos"]
+    try:
+        return reached(parse_position(str(current or "")), parse_position(position))
+    except ValueError:
+        return False
+
+
 def catch_up(inv: Inventory, *, timeout: float = 60, secrets: Mapping | None = None) -> dict[str, Any]:
     """Wait until the replica has applied everything the source had committed when this was called: the source's
     GTID position is read, then MASTER_GTID_WAIT (MariaDB) or WAIT_FOR_EXECUTED_GTID_SET (MySQL) blocks on the
@@ -258,8 +273,10 @@ def catch_up(inv: Inventory, *, timeout: float = 60, secrets: Mapping | None = N
     pos = sql(inv.source, inv, src_dialect.executed_gtid, secrets=secrets)[0]["pos"]
     method = "gtid"
     if pos:
-        r = sql(inv.replica, inv, rep_dialect.gtid_wait(), (pos, float(timeout)), secrets=secrets)[0]["r"]
-        done = rep_dialect.gtid_wait_done(r)
+        done = already_has(inv.replica, inv, str(pos), secrets)
+        if not done:
+            r = sql(inv.replica, inv, rep_dialect.gtid_wait(), (pos, float(timeout)), secrets=secrets)[0]["r"]
+            done = rep_dialect.gtid_wait_done(r)
     else:
         method = "poll"
         query = f"SELECT COALESCE(MAX(id),0) AS m FROM {PING_TABLE}"

@@ -3,13 +3,14 @@ takes writes. A VPN outage must never make the replica writable — two writers 
 drill (the failover drill moves the writer on purpose, and checks the same rule at every step)."""
 from __future__ import annotations
 
+import time
 from typing import Any, Mapping
 
 from ..core.gtid import errant, parse_position
 from ..inventory import Inventory, MysqlEndpoint, resolve_secret
 from .context import sql
 from .errors import StepFailed
-from .replica import dialect_of, read_status
+from .replica import already_has, dialect_of, read_status
 
 
 def writable(endpoint: MysqlEndpoint, inv: Inventory, secrets: Mapping | None = None, pool=None) -> bool:
@@ -112,3 +113,17 @@ def repoint(endpoint: MysqlEndpoint, new_source: MysqlEndpoint, inv: Inventory,
     sql(endpoint, inv, dialect.start, secrets=secrets)
     return {"replica": endpoint.host, "source": new_source.host,
             "source_address": f"{new_source.replication_address}:{new_source.replication_port}"}
+
+
+def wait_applied(endpoint: MysqlEndpoint, position: str, inv: Inventory, timeout: float,
+                 secrets: Mapping | None = None) -> float:
+    """Block until `endpoint` has applied `position` (a GTID set/position of the server it replicates from), bounded;
+    returns the seconds it took. Raises StepFailed past `timeout`."""
+    dialect = dialect_of(endpoint, inv, secrets)
+    t0 = time.monotonic()
+    if position and not already_has(endpoint, inv, position, secrets):
+        r = sql(endpoint, inv, dialect.gtid_wait(), (position, float(timeout)), secrets=secrets)[0]["r"]
+        if not dialect.gtid_wait_done(r):
+            raise StepFailed(f"{endpoint.host} did not apply {position} within {timeout:g}s: check SHOW REPLICA "
+                             f"STATUS there")
+    return round(time.monotonic() - t0, 3)

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from drpoc_chaos.inventory import load_inventory
-from drpoc_chaos.lab import configs
+from drpoc_chaos.lab import configs, faults
 from drpoc_chaos.lab.topology import DATABASES, Paths
 from drpoc_chaos.replication import actions as rep_actions
 from drpoc_chaos.replication import probes as rep_probes
@@ -95,3 +95,59 @@ def test_drain_promote_and_errant_transactions_on_real_mariadb(ready):
 def _knobs(lab):
     from drpoc_chaos.lab.topology import ReplicaKnobs
     return ReplicaKnobs(**json.loads(lab.paths.lab_json.read_text())["knobs"])
+
+
+def test_failover_to_on_prem_and_switchover_back_by_hand(ready):
+    """The failover drill's steps with the primitives, by hand: the AWS source isolated with the tunnel cut, on-prem
+    drained and promoted and written to; AWS back fenced with no errant transaction, re-pointed to on-prem by GTID;
+    then the planned switchover back (fence on-prem, AWS catches up, promote AWS, re-point on-prem) — zero lost
+    writes, one writer at every step after the fence, the original topology at the end."""
+    inv = load_inventory(INVENTORY)
+    src, rep = inv.source, inv.replica
+    rep_actions.write_ping(phase="before", wait_visible_seconds=10, configuration=CFG)
+    gateway.take_down(inv, inv.drill.fault_site, fault=False)
+    faults.lose_source(mode="isolate", configuration=CFG)
+    services_context.close_all()
+    try:
+        replica.wait_for_io(inv, "Connecting", timeout=30)
+        topology.drain(inv, timeout=10)
+        promoted = topology.promote(rep, inv)
+        new_rows = ["drpoc:failover:on-new-primary:%d" % i for i in range(3)]
+        for msg in new_rows:
+            services_context.sql(rep, inv, "INSERT INTO testdb.ping (msg) VALUES (%s)", (msg,))
+        faults.bring_source_back(configuration=CFG)  # reachable again, fenced
+        services_context.close_all()
+        assert topology.writers(inv) == {"source": False, "replica": True, "writers": 1, "single": True}
+        gateway.recover(inv, timeout=60)
+        assert topology.errant_transactions(src, promoted["fork"], inv) == []
+        topology.repoint(src, rep, inv)
+        topology.wait_applied(src, topology.binlog_position(rep, inv), inv, timeout=30)
+        got = {r["msg"] for r in services_context.sql(src, inv, "SELECT msg FROM testdb.ping WHERE msg LIKE "
+                                                      "'drpoc:failover:%%'")}
+        assert set(new_rows) <= got  # the old primary now has what was written on the new one
+        # the planned switchover back to AWS
+        topology.fence(rep, inv)
+        t0 = time.monotonic()
+        topology.wait_applied(src, topology.binlog_position(rep, inv), inv, timeout=30)
+        topology.promote(src, inv)
+        window = time.monotonic() - t0
+        topology.repoint(rep, src, inv)
+        assert topology.writers(inv) == {"source": True, "replica": False, "writers": 1, "single": True}
+        print(f"switchover write-unavailability window {window:.3f}s")
+        assert window < 5
+        replica.wait_for_io(inv, "Yes", timeout=30)
+        replica.catch_up(inv, timeout=30)
+    finally:
+        faults.bring_source_back(configuration=CFG)
+        services_context.close_all()
+        # whatever happened above: AWS the writable source, on-prem its fenced replica, the tunnel up
+        topology.unfence(src, inv)
+        st = replica.read_status(inv)
+        if st is None or st.source_host != DATABASES["aws"]["ip"]:
+            topology.repoint(rep, src, inv)
+        topology.fence(rep, inv)
+        gateway.recover(inv, timeout=60)
+    assert vpn_probes.tunnel_established("fault", configuration=CFG)
+    assert rep_probes.single_writer(configuration=CFG) is True
+    assert rep_probes.replica_threads_running(configuration=CFG) is True
+    assert rep_probes.ping_rows_match(configuration=CFG) is True
