@@ -1,0 +1,32 @@
+"""RTO and counted RPO of a site failover from the writer's ledger (core.failover), pure."""
+from __future__ import annotations
+
+from drpoc_chaos.core.failover import figures
+from drpoc_chaos.core.metrics import WriteRecord
+
+
+def w(msg: str, phase: str, acked: float | None) -> WriteRecord:
+    return WriteRecord(msg=msg, phase=phase, attempted_t=(acked or 0) - 0.01, acked_t=acked)
+
+
+def test_nothing_lost_rto_is_fault_to_first_ack_on_the_new_primary():
+    writes = [w("a", "old:before", 1.0), w("b", "old:before", 2.0), w("c", "new:after", 9.5), w("d", "new:after", 9.6)]
+    f = figures(writes, {"a", "b", "c", "d"}, fault_t=3.0, errant=0)
+    assert f["rto_seconds"] == 6.5 and f["lost"] == [] and f["rpo_seconds"] == 0.0
+    assert f["errant_cover_lost"] is True and (f["acknowledged_old"], f["acknowledged_new"]) == (2, 2)
+
+
+def test_the_newest_acknowledged_writes_lost_in_a_crash_are_counted_and_named():
+    writes = [w("a", "old:before", 1.0), w("b", "old:during", 2.6), w("c", "old:during", 2.9),
+              w("x", "old:during", None),  # never acknowledged: not lost, indeterminate at most
+              w("d", "new:after", 7.0)]
+    f = figures(writes, {"a", "d"}, fault_t=3.0, errant=3)
+    assert f["lost"] == ["b", "c"] and f["lost_count"] == 2
+    assert f["rpo_seconds"] == 0.4  # the oldest lost write was acknowledged 0.4 s before the fault
+    assert f["errant"] == 3 and f["errant_cover_lost"] is True
+    assert figures(writes, {"a", "d"}, fault_t=3.0, errant=1)["errant_cover_lost"] is False
+
+
+def test_no_write_on_the_new_primary_has_no_rto():
+    f = figures([w("a", "old:before", 1.0)], {"a"}, fault_t=2.0)
+    assert f["rto_seconds"] is None and "errant" not in f
