@@ -11,7 +11,7 @@ from .. import db
 from ..core import recorder
 from ..core.clock import utc_now_iso, wait_until
 from ..core.metrics import WriteRecord
-from ..inventory import Inventory
+from ..inventory import Inventory, MysqlEndpoint
 from .context import db_pool, sql
 from .errors import StepFailed
 from .replica import PING_TABLE, dialect_of
@@ -88,19 +88,28 @@ def write_ping(inv: Inventory, msg: str | None = None, phase: str = "manual", wa
     return out
 
 
+def write_target(inv: Inventory, target: str) -> MysqlEndpoint:
+    """The server a writer writes to: `source` (every drill) or `replica` (the promoted one, in a failover)."""
+    if target not in ("source", "replica"):
+        raise StepFailed(f"target must be source or replica, not {str(target)[:40]!r}")
+    return inv.source if target == "source" else inv.replica
+
+
 def write_burst(inv: Inventory, count: int | None = None, duration: float | None = None, rate: float = 50.0,
                 phase: str = "during", until_event: str | None = None, max_seconds: float = 600,
-                secrets: Mapping | None = None) -> dict[str, Any]:
+                secrets: Mapping | None = None, target: str = "source") -> dict[str, Any]:
     """Steady writes: `count` rows, or for `duration` seconds, or until the running drill records `until_event`,
     at `rate` rows per second — always bounded by `max_seconds`. Each write is its own autocommit transaction on a
     connection of its own (so it can run in the background while the tunnel is down); a failed write is counted as
-    attempted, not acknowledged, and the burst reconnects and goes on."""
+    attempted, not acknowledged, and the burst reconnects and goes on. `target`: the server written to (`source`;
+    `replica` once a failover promoted it)."""
+    endpoint = write_target(inv, target)
     if count is None and duration is None and until_event is None:
         raise StepFailed("write_burst: give count, duration or until_event")
     if rate <= 0:
         raise StepFailed("write_burst: rate must be positive")
     d = recorder.current()
-    dialect = dialect_of(inv.source, inv, secrets, pool=db.DbPool())
+    dialect = dialect_of(endpoint, inv, secrets, pool=db.DbPool())
     conn = None
     ids: list[int] = []
     errors = 0
@@ -125,7 +134,7 @@ def write_burst(inv: Inventory, count: int | None = None, duration: float | None
             attempted += 1
             try:
                 if conn is None:
-                    conn = db.connect(inv.source, inv, secrets)
+                    conn = db.connect(endpoint, inv, secrets)
                 row_id, gtid = _insert(conn, record.msg, dialect)
                 record.id, record.gtid, record.acked_t = row_id, gtid, _now()
                 ids.append(row_id)

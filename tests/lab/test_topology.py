@@ -15,7 +15,7 @@ from drpoc_chaos.lab.topology import DATABASES, Paths
 from drpoc_chaos.replication import actions as rep_actions
 from drpoc_chaos.replication import probes as rep_probes
 from drpoc_chaos.services import context as services_context
-from drpoc_chaos.services import gateway, replica, topology
+from drpoc_chaos.services import gateway, replica, topology, writer
 from drpoc_chaos.vpn import probes as vpn_probes
 
 from .support import CFG, INVENTORY
@@ -112,9 +112,11 @@ def test_failover_to_on_prem_and_switchover_back_by_hand(ready):
         replica.wait_for_io(inv, "Connecting", timeout=30)
         topology.drain(inv, timeout=10)
         promoted = topology.promote(rep, inv)
-        new_rows = ["drpoc:failover:on-new-primary:%d" % i for i in range(3)]
-        for msg in new_rows:
-            services_context.sql(rep, inv, "INSERT INTO testdb.ping (msg) VALUES (%s)", (msg,))
+        burst = writer.write_burst(inv, count=3, rate=50, phase="new:after", target="replica")
+        assert burst["acknowledged"] == 3, burst
+        new_rows = [r["msg"] for r in services_context.sql(
+            rep, inv, "SELECT msg FROM testdb.ping WHERE id IN (%s, %s, %s)", tuple(burst["ids"]))]
+        assert len(new_rows) == 3
         faults.bring_source_back(configuration=CFG)  # reachable again, fenced
         services_context.close_all()
         assert topology.writers(inv) == {"source": False, "replica": True, "writers": 1, "single": True}
@@ -122,8 +124,8 @@ def test_failover_to_on_prem_and_switchover_back_by_hand(ready):
         assert topology.errant_transactions(src, promoted["fork"], inv) == []
         topology.repoint(src, rep, inv)
         topology.wait_applied(src, topology.binlog_position(rep, inv), inv, timeout=30)
-        got = {r["msg"] for r in services_context.sql(src, inv, "SELECT msg FROM testdb.ping WHERE msg LIKE "
-                                                      "'drpoc:failover:%%'")}
+        got = {r["msg"] for r in services_context.sql(src, inv, "SELECT msg FROM testdb.ping WHERE id IN (%s, %s, %s)",
+                                                      tuple(burst["ids"]))}
         assert set(new_rows) <= got  # the old primary now has what was written on the new one
         # the planned switchover back to AWS
         topology.fence(rep, inv)
