@@ -144,10 +144,11 @@ def test_failover_to_on_prem_and_switchover_back_by_hand(ready):
         services_context.close_all()
         # whatever happened above: AWS the writable source, on-prem its fenced replica, the tunnel up
         topology.unfence(src, inv)
-        st = replica.read_status(inv)
-        if st is None or st.source_host != DATABASES["aws"]["ip"]:
-            topology.repoint(rep, src, inv)
+        # the lab's own replication settings (MASTER_USE_GTID=slave_pos), not repoint's current_pos: they persist
+        # in the replica's data directory and other tests read them
         topology.fence(rep, inv)
+        ready.sql(DATABASES["onprem"]["host"], configs.replica_bootstrap_sql(
+            DATABASES["aws"]["ip"], (Paths().secrets / "repl_password").read_text().strip(), _knobs(ready)))
         gateway.recover(inv, timeout=60)
     assert vpn_probes.tunnel_established("fault", configuration=CFG)
     assert rep_probes.single_writer(configuration=CFG) is True
