@@ -258,3 +258,28 @@ def test_the_journal_keeps_per_table_verdicts():
         assert "parity" not in DrillResult(run_id="r").to_dict()
     finally:
         recorder.finish()
+
+
+# --- the checkpoint under parallel workers ----------------------------------------------------------------------
+
+def test_chunks_finishing_out_of_order_checkpoint_only_the_contiguous_prefix():
+    """Workers finish chunks in any order; a resume starts after `through`, so the checkpoint may only cover
+    chunks with no unfinished chunk before them — else a crash would skip the unfinished one for ever."""
+    from drpoc_chaos.services.parity import ParityRun, _TableState
+    run = ParityRun.__new__(ParityRun)  # bookkeeping only: no server is opened
+    run.rows_done = 0
+    state = _TableState(SINGLE, P.TableProgress())
+    chunks = [P.Chunk(0, None, (100,)), P.Chunk(1, (100,), (200,)), P.Chunk(2, (200,), None)]
+    for c in chunks:
+        state.chunks[c.index] = c
+
+    def result(rows):
+        return {"rows": rows, "seconds": 0.01, "rounds": 1}
+
+    run._record_chunk(state, chunks[2], result(7))
+    run._record_chunk(state, chunks[1], result(100))
+    assert run.rows_done == 107  # progress counts every finished chunk...
+    assert (state.progress.chunks, state.progress.rows, state.progress.through) == (0, 0, None)  # ...the checkpoint none
+    run._record_chunk(state, chunks[0], result(100))
+    prog = state.progress
+    assert (prog.chunks, prog.rows, prog.done) == (3, 207, True) and not state.finished and not state.chunks
