@@ -112,11 +112,12 @@ def _lab_seed_data(args: argparse.Namespace) -> int:
 
 def _recover(args: argparse.Namespace) -> int:
     from .drill.recover import recover
-    from .lab.faults import undo_lab_faults
+    from .lab.faults import is_lab, return_lost_source, undo_lab_faults
     # with --json the progress goes to stderr and stdout carries only the result (drpoc-recover/1)
     out = recover(args.inventory, timeout=args.timeout, release_lock=not args.keep_lock,
                   archive_dir=args.archive_dir, say=_print if args.json else lambda m: print(m, flush=True),
-                  undo_emulated_faults=undo_lab_faults)
+                  undo_emulated_faults=undo_lab_faults,
+                  bring_back_source=lambda inv: return_lost_source(inv) if is_lab(inv) else None)
     if args.json:
         print(json.dumps({"schema": "drpoc-recover/1", **out}, indent=2, default=str))
     return 0 if out["ok"] else 1
@@ -204,7 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     sd.add_argument("--json", action="store_true", help="machine-readable output")
     sd.set_defaults(func=_lab_seed_data)
 
-    rec = sub.add_parser("recover", help="restore the tunnel (seed order) and the replica after a drill went wrong; "
+    rec = sub.add_parser("recover", help="restore the tunnel (seed order) and the replica after a drill went wrong, "
+                                         "finishing an interrupted failover (back to the original primary); "
                                          "disarms the dead-man's switch and releases the drill lock; re-runnable")
     rec.add_argument("--inventory", help="inventory file (default: $DRPOC_INVENTORY, then the lab's)")
     rec.add_argument("--timeout", type=float, default=90, help="seconds to get the tunnel back (default 90)")

@@ -93,3 +93,11 @@ def quote_table(value: object, what: str = "table") -> str:
     """`schema.table` checked and quoted for SQL: `schema`.`table`."""
     schema, table = split_table(value, what)
     return f"`{schema}`.`{table}`"
+
+
+def quote_schema(value: object, what: str = "schema") -> str:
+    """A schema name checked and quoted for SQL: `name`."""
+    problem = sql_ident_problem(value)
+    if problem:
+        raise IdentifierError(f"{what} {str(value)[:80]!r} {problem}")
+    return f"`{value}`"

@@ -20,6 +20,11 @@ OBJECTIVES = {
     "tunnel_recovery_seconds": (("tunnel_recovery_seconds",), "tunnel re-established within (s)"),
     "catch_up_seconds": (("catch_up_seconds",), "replica caught up after reconnecting within (s)"),
     "max_lost_writes": (("lost_writes",), "acknowledged writes lost"),
+    # the site failover drill (core.failover)
+    "failover_rto_seconds": (("failover", "rto_seconds"), "RTO: site lost to first write on the new primary (s)"),
+    "failover_rpo_seconds": (("failover", "rpo_seconds"), "RPO: oldest lost acknowledged write before the loss (s)"),
+    "switchover_window_seconds": (("failover", "switchover_window_seconds"),
+                                  "switchover back: writes unavailable for (s)"),
 }
 
 

@@ -32,6 +32,10 @@ class Drill:
         self.tunnel_restored = False
         self.extra_metrics: dict[str, Any] = {}  # scenario-specific figures, merged into the journal's metrics
         self.parity: list[dict[str, Any]] = []  # each data-parity check of the drill (services/parity.py)
+        # where a writer following the primary writes (a failover moves it): the role, and the label its writes
+        # carry (core.failover: old, new, back)
+        self.writer_target: tuple[str, str] = ("source", "old")
+        self.undo_loss: Any = None  # a failover drill's way to bring its lost source back (the lab's), for restore
         self._lock = threading.Lock()
         self._seq = 0
 
@@ -135,6 +139,26 @@ def seconds_since(name: str) -> float | None:
         return None
     t = next((e.t for e in d.events if e.name == name), None)
     return None if t is None else d.t() - t
+
+
+def move_writer(role: str, label: str) -> None:
+    """A failover moved the primary: writers that follow it write to `role` from now on, labelled `label`."""
+    d = _current
+    if d is not None:
+        d.writer_target = (role, label)
+        d.event("writer_moved", to=role, label=label)
+
+
+def writer_target() -> tuple[str, str]:
+    d = _current
+    return d.writer_target if d is not None else ("source", "old")
+
+
+def metric(name: str, value: Any) -> None:
+    """A scenario-specific figure for the journal's metrics (e.g. a failover's errant transaction count)."""
+    d = _current
+    if d is not None:
+        d.extra_metrics[name] = value
 
 
 def parity(result: dict[str, Any]) -> None:

@@ -30,6 +30,7 @@ from chaoslib.exceptions import InterruptExecution
 from .. import __version__
 from ..core import recorder as drill_state
 from ..core.clock import utc_now_iso
+from ..core.failover import figures as failover_figures
 from ..core.feasibility import ReplicaSettings, assess
 from ..core.metrics import compute_metrics, evaluate_objectives, verdict, write_sets
 from ..core.model import DrillResult
@@ -38,7 +39,7 @@ from ..db import DbError
 from ..evidence.archive import archive_journal, record_intent
 from ..inventory import Inventory, InventoryError, SshHost, resolve_secret
 from ..remote import RemoteError
-from ..services import gateway, replica
+from ..services import failover, gateway, replica
 from ..services.context import close_all, inventory, sql
 from ..services.errors import StepFailed
 from ..services.restore import restore as restore_estate
@@ -47,7 +48,7 @@ from .sampler import Sampler
 
 logger = logging.getLogger("chaostoolkit")
 
-FAULT_FUNCS = {"tunnel_down"}
+FAULT_FUNCS = {"tunnel_down", "lose_site"}
 
 
 @dataclass
@@ -70,6 +71,10 @@ class DrillConfig:
     objective_tunnel_recovery_seconds: float | None = None
     objective_catch_up_seconds: float | None = None
     max_lost_writes: int = 0
+    objective_failover_rto_seconds: float | None = None
+    objective_failover_rpo_seconds: float | None = None
+    objective_switchover_window_seconds: float | None = None
+    reseed: str = "auto"  # a failover drill's old primary with errant transactions: auto (re-seed) | refuse
     feasibility: str = "refuse"  # refuse | warn | off: an objective or timeout the replica cannot meet
 
     @classmethod
@@ -98,7 +103,10 @@ class DrillConfig:
         return {"rpo_seconds": self.objective_rpo_seconds, "rto_seconds": self.objective_rto_seconds,
                 "detection_seconds": self.objective_detection_seconds,
                 "tunnel_recovery_seconds": self.objective_tunnel_recovery_seconds,
-                "catch_up_seconds": self.objective_catch_up_seconds, "max_lost_writes": self.max_lost_writes}
+                "catch_up_seconds": self.objective_catch_up_seconds, "max_lost_writes": self.max_lost_writes,
+                "failover_rto_seconds": self.objective_failover_rto_seconds,
+                "failover_rpo_seconds": self.objective_failover_rpo_seconds,
+                "switchover_window_seconds": self.objective_switchover_window_seconds}
 
 
 def _boolean(name: str, value: Any) -> bool:
@@ -202,6 +210,8 @@ def _setup(configuration: Mapping | None, secrets: Mapping | None) -> None:
     cfg = DrillConfig.from_configuration(configuration)
     if cfg.feasibility not in ("refuse", "warn", "off"):
         raise ValueError(f"configuration feasibility: {cfg.feasibility!r} is not one of refuse, warn, off")
+    if cfg.reseed not in failover.RESEED_MODES:
+        raise ValueError(f"configuration reseed: {cfg.reseed!r} is not one of {', '.join(failover.RESEED_MODES)}")
     _run.cfg, _run.secrets = cfg, secrets
     _run.inv = inv = inventory(configuration)
     gw = gateway.helper(inv, inv.drill.fault_site)
@@ -340,6 +350,17 @@ def _restore(notes: list[str], d: drill_state.Drill, cfg: DrillConfig, inv: Inve
     """Bring tunnel and replica back if this run took them down (the one restore sequence; idempotent)."""
     if not d.fault_injected:
         return {"forced": False}
+    fo: dict[str, Any] | None = None
+    if failover.in_progress(inv):
+        # a failover drill that did not finish: back to the original topology first (fences before it unfences)
+        try:
+            fo = failover.finish(inv, bring_back=d.undo_loss, reseed_mode=cfg.reseed,
+                                 timeout=cfg.restore_timeout_seconds, tunnel_timeout=cfg.restore_timeout_seconds,
+                                 secrets=_run.secrets)
+            notes.append("the control finished the failover (" + (", ".join(fo["steps"]) or "nothing left") + ")")
+        except Exception as exc:  # noqa: BLE001 — report it, never hide it
+            fo = {"ok": False, "error": str(exc)}
+            notes.append(f"the failover could not be finished: {exc} — run `drpoc recover`")
     try:
         out = restore_estate(inv, tunnel_timeout=cfg.restore_timeout_seconds, secrets=_run.secrets)
     except Exception as exc:  # noqa: BLE001 — an unexpected failure while restoring: report it, never hide it
@@ -348,6 +369,10 @@ def _restore(notes: list[str], d: drill_state.Drill, cfg: DrillConfig, inv: Inve
     if out.get("forced"):
         notes.append("the control restored the tunnel (the method or its rollbacks did not)")
     notes.extend(out.pop("notes", []))
+    if fo is not None:
+        out["failover"] = fo
+        if not fo.get("ok"):
+            out["ok"] = False
     return out
 
 
@@ -428,8 +453,15 @@ def _finish(journal: dict) -> None:
     events = _derive_events(samples, [e.to_dict() for e in d.events], sites)
     metrics = compute_metrics(samples, events, d.writes, sets, seen)
     metrics.update(d.extra_metrics)
+    failover_fault = next((e["t"] for e in events if e["name"] == "site_lost"), None)
+    if failover_fault is not None and seen is not None:
+        fault_t = next((e["t"] for e in events if e["name"] == "fault_injected"), failover_fault)
+        metrics["failover"] = failover_figures(d.writes, seen, fault_t=fault_t,
+                                               errant=d.extra_metrics.get("errant_transactions"))
     objective_results = evaluate_objectives(metrics, cfg.objectives())
     extra = []
+    if restore.get("failover") and not restore["failover"].get("ok"):
+        extra.append("the failover did not return to the original topology: " + str(restore["failover"].get("error")))
     if restore.get("tunnel", "").startswith("FAILED") or str(restore.get("replica", "")).startswith("FAILED"):
         extra.append("the drill could not restore the tunnel/replica: " + "; ".join(notes))
     if _run.deadman and _run.deadman.get("fired"):
@@ -480,9 +512,16 @@ def _roles() -> dict[str, Any]:
     """Which site and host played which part (a failover drill will record a swap; today's drills keep them)."""
     if _run.inv is None:
         return {}
-    return {"fault_site": _run.inv.drill.fault_site, "peer_site": _run.inv.drill.peer_site,
-            "source": _run.inv.source.host, "replica": _run.inv.replica.host,
-            "gateways": gateway.controls(_run.inv)}
+    out = {"fault_site": _run.inv.drill.fault_site, "peer_site": _run.inv.drill.peer_site,
+           "source": _run.inv.source.host, "replica": _run.inv.replica.host,
+           "gateways": gateway.controls(_run.inv)}
+    d = _run.drill
+    if d is not None and d.has_event("promoted"):
+        # the swap and its return, as the drill's own milestones say
+        names = [e.name for e in d.events]
+        out["failover"] = {"promoted": _run.inv.replica.host, "primary_during_failover": _run.inv.replica.host,
+                           "returned_to": _run.inv.source.host if "switched_back" in names else None}
+    return out
 
 
 def _secret_values() -> list[str]:

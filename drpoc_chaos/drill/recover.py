@@ -1,8 +1,9 @@
 """`drpoc recover`: put the tunnel and the replica back by hand after a drill went wrong, and account for it. Safe to
 run again and again: every step first checks whether there is anything to do.
 
-Order: disarm the dead-man's switch (recover takes over), restore the tunnel in the seed's order, get the replica
-running, archive every drill of this gateway that died without an outcome (docs/EVIDENCE.md), release the lock."""
+Order: disarm the dead-man's switch (recover takes over), finish an interrupted failover drill (back to the original
+topology: services/failover.py), restore the tunnel in the seed's order, get the replica running, archive every
+drill of this gateway that died without an outcome (docs/EVIDENCE.md), release the lock."""
 from __future__ import annotations
 
 import os
@@ -11,7 +12,7 @@ from typing import Any, Callable
 
 from ..inventory import Inventory
 from ..remote import RemoteError
-from ..services import gateway
+from ..services import failover, gateway
 from ..services.context import close_all, inventory
 from ..services.errors import StepFailed
 from ..services.restore import restore
@@ -24,9 +25,11 @@ def default_archive_dir() -> Path:
 
 def recover(inventory_path: str | None = None, timeout: float = 90, release_lock: bool = True,
             archive_dir: str | os.PathLike | None = None, say: Callable[[str], None] = print,
-            undo_emulated_faults: Callable[[Inventory], None] | None = None) -> dict[str, Any]:
+            undo_emulated_faults: Callable[[Inventory], None] | None = None,
+            bring_back_source: Callable[[Inventory], Any] | None = None) -> dict[str, Any]:
     """`undo_emulated_faults(inv)` runs before the tunnel is restored: the command line passes the lab's (its WAN
-    filters), which this layer does not know about."""
+    filters, a frozen or isolated source), which this layer does not know about; `bring_back_source(inv)` restarts
+    a lost source (the lab's crashed mariadbd) when a failover is to be finished."""
     inv = inventory({"inventory": inventory_path} if inventory_path else {})
     out: dict[str, Any] = {"inventory": str(inv.path), "ok": True}
     gw = gateway.helper(inv, inv.drill.fault_site)
@@ -44,6 +47,14 @@ def recover(inventory_path: str | None = None, timeout: float = 90, release_lock
         say(f"dead-man's switch: could not check ({exc})")
     if undo_emulated_faults is not None:
         undo_emulated_faults(inv)
+    if failover.needs_finishing(inv):
+        try:
+            fo = failover.finish(inv, bring_back=bring_back_source, timeout=timeout, tunnel_timeout=timeout, say=say)
+            out["failover"] = fo
+            say("failover: back to the original topology" + (f" ({', '.join(fo['steps'])})" if fo["steps"] else ""))
+        except Exception as exc:  # noqa: BLE001 — say what is left, then do what else can be done
+            out.update(ok=False, failover=f"FAILED: {exc}")
+            say(f"failover: NOT finished: {exc}")
     restored = restore(inv, tunnel_timeout=timeout, replica_timeout=min(timeout, 30), say=say)
     out.update({k: restored[k] for k in ("tunnel", "replica") if k in restored})
     out["ok"] = out["ok"] and restored["ok"]

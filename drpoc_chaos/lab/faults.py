@@ -104,19 +104,18 @@ def unblock_inbound_ike(enabled: bool = True, configuration: Mapping | None = No
 
 def undo_lab_faults(inv: Inventory) -> None:
     """For `drpoc recover`: lift the lab's emulated network conditions when the inventory is the lab and it is up
-    (nothing to do anywhere else)."""
+    (nothing to do anywhere else). A lost source (failover drill) that is frozen or isolated comes back fenced —
+    never writable behind the recovery's back; whether it becomes the primary again is the failover's recovery to
+    decide. A crashed one is restarted by that recovery (return_lost_source)."""
     if is_lab(inv):
         unblock_inbound_ike(configuration={"inventory": str(inv.path)})
-        # a lost source (failover drill): reachable again and running — fenced, never writable behind our back;
-        # whether it becomes the primary again is the failover's recovery to decide
         try:
             host = _source_host(inv)
         except ActivityFailed:
             return
         pid = _mariadbd_pid(host) if (Paths().pids / f"mariadbd-{host}").exists() else None
         if pid is not None and pid_alive(pid):
-            os.kill(pid, sig.SIGCONT)
-        run(["ip", "netns", "exec", host, "nft", "delete", "table", "inet", _ISOLATE_TABLE], check=False)
+            _return_fenced(LabContext(), host, pid)
 
 
 # --- the AWS site lost (the failover drill) ------------------------------------------------------------------------
@@ -155,35 +154,58 @@ def lose_source(mode: str = "crash", enabled: bool = True, configuration: Mappin
         raise ActivityFailed(f"lose_source: mode must be one of {', '.join(LOSS_MODES)}, not {str(mode)[:40]!r}")
     host = _source_host(inv)
     if mode == "isolate":
-        run(["ip", "netns", "exec", host, "nft", "-f", "-"], input=(
-            f"table inet {_ISOLATE_TABLE}\ndelete table inet {_ISOLATE_TABLE}\ntable inet {_ISOLATE_TABLE} {{\n"
-            "  chain input { type filter hook input priority 0; policy accept; tcp dport { 22, 3306 } drop; }\n}\n"),
-            what=f"lab host {host}")
+        _isolate(host)
         return {"enabled": True, "mode": mode, "host": host}
     pid = _mariadbd_pid(host)  # our own daemon, by the pid the lab recorded when it started it
     os.kill(pid, sig.SIGKILL if mode == "crash" else sig.SIGSTOP)
     return {"enabled": True, "mode": mode, "host": host, "pid": pid}
 
 
+def _isolate(host: str) -> None:
+    # MySQL and SSH drop every packet, established connections included: nothing reaches the server
+    run(["ip", "netns", "exec", host, "nft", "-f", "-"], input=(
+        f"table inet {_ISOLATE_TABLE}\ndelete table inet {_ISOLATE_TABLE}\ntable inet {_ISOLATE_TABLE} {{\n"
+        "  chain input { type filter hook input priority 0; policy accept; tcp dport { 22, 3306 } drop; }\n}\n"),
+        what=f"lab host {host}")
+
+
+def _unisolate(host: str) -> None:
+    run(["ip", "netns", "exec", host, "nft", "delete", "table", "inet", _ISOLATE_TABLE], check=False)
+
+
+def _return_fenced(ctx: LabContext, host: str, pid: int) -> None:
+    """A live (frozen or isolated) source back on the network, fenced first: isolated while it is thawed and set
+    read_only over its own unix socket, so no client can write to it in between (STONITH's order: cut, then act)."""
+    _isolate(host)
+    os.kill(pid, sig.SIGCONT)  # a no-op unless it was frozen
+    wait_mariadb(ctx, host, timeout=60)
+    ctx.sql(host, "SET GLOBAL read_only = ON;")
+    _unisolate(host)
+
+
 @activity
 def bring_source_back(enabled: bool = True, configuration: Mapping | None = None,
                       secrets: Mapping | None = None) -> dict[str, Any]:
-    """Lab only: the lost site comes back **fenced** — a crashed mariadbd restarts with --read-only, a frozen one
-    continues and is fenced at once from inside its host, an isolated one is reachable again after it is fenced.
-    Idempotent. A former primary must never take writes again before the drill decides (errant transactions)."""
+    """Lab only: the lost site comes back **fenced** — a crashed mariadbd restarts with --read-only; a frozen or
+    isolated one is thawed and fenced while still cut off, then reachable again. Idempotent. A former primary must
+    never take writes again before the drill decides (errant transactions)."""
     inv = _require_lab(configuration, enabled)
     if inv is None:
         return {"enabled": False}
+    return return_lost_source(inv)
+
+
+def return_lost_source(inv: Inventory) -> dict[str, Any]:
+    """bring_source_back for a lab inventory (the failover recovery's way to bring the lab's source back)."""
     host = _source_host(inv)
     ctx = LabContext()
     pid = _mariadbd_pid(host)
-    how = "running"
     if not pid_alive(pid):
+        _unisolate(host)
         spawn(ctx, host, f"mariadbd-{host}", [which("mariadbd") or "/usr/sbin/mariadbd", "--read-only"])
+        wait_mariadb(ctx, host, timeout=60)
         how = "restarted read-only"
     else:
-        os.kill(pid, sig.SIGCONT)  # a no-op unless it was frozen
-    wait_mariadb(ctx, host, timeout=60)
-    ctx.sql(host, "SET GLOBAL read_only = ON;")
-    run(["ip", "netns", "exec", host, "nft", "delete", "table", "inet", _ISOLATE_TABLE], check=False)
+        _return_fenced(ctx, host, pid)
+        how = "running"
     return {"enabled": True, "host": host, "mariadbd": how, "fenced": True}

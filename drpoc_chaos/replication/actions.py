@@ -39,10 +39,12 @@ def write_ping(msg: str | None = None, phase: str = "manual", wait_visible_secon
 
 @activity
 def write_burst(count: int | None = None, duration: float | None = None, rate: float = 50.0, phase: str = "during",
-                until_event: str | None = None, max_seconds: float = 600,
+                until_event: str | None = None, max_seconds: float = 600, target: str = "source",
                 configuration: Mapping | None = None, secrets: Mapping | None = None) -> dict[str, Any]:
-    """Steady writes to `testdb.ping` on the source: `count` rows, or for `duration` seconds, or until the running
-    drill records `until_event` (e.g. "caught_up"), at `rate` rows per second — always bounded by `max_seconds`.
+    """Steady writes to `testdb.ping` on the source (`target: primary` — wherever a failover drill has moved the
+    primary, each write labelled old/new/back; `replica` — the replica): `count` rows, or for `duration` seconds,
+    or until the running drill records `until_event` (e.g. "caught_up"), at `rate` rows per second — always bounded
+    by `max_seconds`.
 
     Each write is its own autocommit transaction on a connection of its own (so it can run in the background while
     the tunnel is down). A failed write is counted as attempted, not acknowledged, and the burst reconnects and goes
@@ -55,8 +57,10 @@ def write_burst(count: int | None = None, duration: float | None = None, rate: f
     rate = number("write_burst", "rate", rate)
     if rate <= 0:
         raise StepFailed("write_burst: rate must be positive")
+    if target not in ("source", "replica", "primary"):
+        raise StepFailed(f"write_burst: target must be source, replica or primary, not {str(target)[:40]!r}")
     return writer.write_burst(inventory(configuration), count, duration, rate, phase, until_event,
-                              number("write_burst", "max_seconds", max_seconds, minimum=0), secrets)
+                              number("write_burst", "max_seconds", max_seconds, minimum=0), secrets, target=target)
 
 
 @activity

@@ -94,18 +94,39 @@ class Dialect:
         """Forget the replication source entirely (after STOP): the promoted server replicates from nobody."""
         return "RESET REPLICA ALL" if self.replica_words else "RESET SLAVE ALL"
 
-    def change_source(self, host: str, port: int) -> str:
+    def change_source(self, host: str, port: int, connect_retry: int | None = None,
+                      heartbeat_period: float | None = None) -> str:
         """Point a (stopped) replica at `host:port` by GTID; the user and password are bound parameters
-        (%s, %s), never part of the text. MariaDB: `current_pos` — a former primary's own binlog counts, so it
-        resumes after what it wrote itself; MySQL: auto-position."""
+        (%s, %s), never part of the text. MariaDB: `slave_pos`, after `adopt_own_history` (a former primary's own
+        binlog counts, so it resumes after what it wrote itself); MySQL: auto-position. `connect_retry` and
+        `heartbeat_period` carry the replica's own settings over (a re-point must not reset a DBA's tuning)."""
+        extra = ""
+        if connect_retry is not None:
+            extra += f", {'SOURCE' if self._new_change else 'MASTER'}_CONNECT_RETRY={int(connect_retry)}"
+        if heartbeat_period is not None:
+            extra += f", {'SOURCE' if self._new_change else 'MASTER'}_HEARTBEAT_PERIOD={float(heartbeat_period):g}"
         if self.flavor == "mariadb":
             return (f"CHANGE MASTER TO MASTER_HOST='{_host(host)}', MASTER_PORT={int(port)}, MASTER_USER=%s, "
-                    f"MASTER_PASSWORD=%s, MASTER_USE_GTID=current_pos")
-        if self.version >= (8, 0, 23):
+                    f"MASTER_PASSWORD=%s, MASTER_USE_GTID=slave_pos{extra}")
+        if self._new_change:
             return (f"CHANGE REPLICATION SOURCE TO SOURCE_HOST='{_host(host)}', SOURCE_PORT={int(port)}, "
-                    f"SOURCE_USER=%s, SOURCE_PASSWORD=%s, SOURCE_AUTO_POSITION=1, GET_SOURCE_PUBLIC_KEY=1")
+                    f"SOURCE_USER=%s, SOURCE_PASSWORD=%s, SOURCE_AUTO_POSITION=1, GET_SOURCE_PUBLIC_KEY=1{extra}")
         return (f"CHANGE MASTER TO MASTER_HOST='{_host(host)}', MASTER_PORT={int(port)}, MASTER_USER=%s, "
-                f"MASTER_PASSWORD=%s, MASTER_AUTO_POSITION=1")
+                f"MASTER_PASSWORD=%s, MASTER_AUTO_POSITION=1{extra}")
+
+    @property
+    def _new_change(self) -> bool:
+        return self.flavor == "mysql" and self.version >= (8, 0, 23)
+
+    @property
+    def adopt_own_history(self) -> list[str]:
+        """Before re-pointing a server that wrote as a primary (MariaDB): its replication position becomes everything
+        it holds — applied or written itself (gtid_current_pos) — so it asks the new source only for what it
+        lacks, and the setting stays the lab's and the KB's usual `slave_pos`. MySQL's gtid_executed already is
+        that."""
+        if self.flavor == "mariadb":
+            return ["SET GLOBAL gtid_slave_pos = @@GLOBAL.gtid_current_pos"]
+        return []
 
     @property
     def applied_gtid(self) -> str:

@@ -21,7 +21,7 @@ from ..remote import CommandResult, RemoteError, SshHost, run
 from .errors import StepFailed
 
 HELPER_PATH = "/usr/local/sbin/drpoc-gw"
-HELPER_VERSION = "1"
+HELPER_VERSION = "2"
 SCRIPT_NAME = "drpoc-gw"
 SUDOERS_RULE = "{user} ALL=(root) NOPASSWD: {path}"
 

@@ -37,8 +37,13 @@ def dialect_of(endpoint: MysqlEndpoint, inv: Inventory, secrets: Mapping | None 
 
 
 def read_status(inv: Inventory, secrets: Mapping | None = None, pool=None) -> ReplicaStatus | None:
-    rep = inv.replica
-    rows = sql(rep, inv, dialect_of(rep, inv, secrets, pool).show_status, secrets=secrets, pool=pool)
+    return status_of(inv.replica, inv, secrets, pool)
+
+
+def status_of(endpoint: MysqlEndpoint, inv: Inventory, secrets: Mapping | None = None,
+              pool=None) -> ReplicaStatus | None:
+    """Any server's replica status (None: replication not configured there) — a failover re-points the source too."""
+    rows = sql(endpoint, inv, dialect_of(endpoint, inv, secrets, pool).show_status, secrets=secrets, pool=pool)
     return parse_replica_status(rows[0] if rows else None)
 
 
@@ -96,10 +101,15 @@ def heartbeat_written_by_drpoc(inv: Inventory) -> bool:
 
 def write_heartbeat(inv: Inventory, secrets: Mapping | None = None, pool=None,
                     table: str | None = None) -> str:
-    """One pt-heartbeat-style update on the source (the inventory's heartbeat table); returns the ts written."""
+    """One pt-heartbeat-style update on the source (the inventory's heartbeat table); returns the ts written.
+
+    Not on a fenced (read_only) source: the drill's user may hold READ_ONLY ADMIN and write through the fence
+    (services/writer.py), and a heartbeat on a failover's fenced old primary is an errant transaction that breaks
+    its replication under gtid_strict_mode — seen on the lab. The condition is in the statement (row-based binlog:
+    the replica applies the row)."""
     ts = _utc_ts()
-    sql(inv.source, inv, f"REPLACE INTO {_table(inv, table)} (ts, server_id) VALUES (%s, @@server_id)", (ts,),
-        secrets=secrets, pool=pool)
+    sql(inv.source, inv, f"REPLACE INTO {_table(inv, table)} (ts, server_id) SELECT %s, @@server_id FROM DUAL "
+                         f"WHERE @@GLOBAL.read_only = 0", (ts,), secrets=secrets, pool=pool)
     return ts
 
 

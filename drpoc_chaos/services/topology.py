@@ -66,10 +66,12 @@ def drain(inv: Inventory, timeout: float, secrets: Mapping | None = None) -> dic
                          f"server has the source's data")
     received = (st.gtid_io_pos if dialect.flavor == "mariadb" else st.retrieved_gtid_set) or ""
     if received:
-        r = sql(rep, inv, dialect.gtid_wait(), (received, float(timeout)), secrets=secrets)[0]["r"]
-        if not dialect.gtid_wait_done(r):
+        try:
+            wait_applied(rep, received, inv, timeout, secrets)
+        except StepFailed:
             raise StepFailed(f"{rep.host}: the SQL thread did not apply the received transactions ({received}) "
-                             f"within {timeout:g}s: promoting now would lose them — check SHOW REPLICA STATUS")
+                             f"within {timeout:g}s: promoting now would lose them — check SHOW REPLICA STATUS") \
+                from None
     return {"received": received, "applied": applied_position(rep, inv, secrets)}
 
 
@@ -94,10 +96,11 @@ def errant_transactions(old: MysqlEndpoint, fork: str, inv: Inventory, secrets: 
     return [part.strip() for part in str(row["e"] or "").replace("\n", "").split(",") if part.strip()]
 
 
-def repoint(endpoint: MysqlEndpoint, new_source: MysqlEndpoint, inv: Inventory,
-            secrets: Mapping | None = None) -> dict[str, Any]:
+def repoint(endpoint: MysqlEndpoint, new_source: MysqlEndpoint, inv: Inventory, secrets: Mapping | None = None,
+            settings: Mapping[str, float | None] | None = None) -> dict[str, Any]:
     """Make `endpoint` a replica of `new_source` by GTID (fenced first: a replica takes no writes), with the
-    inventory's `replication` account, at `new_source`'s replication address. Returns the replica's status."""
+    inventory's `replication` account, at `new_source`'s replication address. `settings` (connect_retry,
+    heartbeat_period) are the replica's own, carried over from before the failover."""
     if inv.replication is None:
         raise StepFailed("the inventory has no `replication` account (user, password): a failover drill needs it to "
                          "re-point servers — add `replication: {user: …, password: {file|env|secret: …}}`")
@@ -106,9 +109,15 @@ def repoint(endpoint: MysqlEndpoint, new_source: MysqlEndpoint, inv: Inventory,
                          f"the other site's server reaches {new_source.host} at for replication")
     password = resolve_secret(inv.replication.password_ref, secrets, where="replication.password")
     dialect = dialect_of(endpoint, inv, secrets)
+    settings = settings or {}
     fence(endpoint, inv, secrets)
     sql(endpoint, inv, dialect.stop, secrets=secrets)
-    sql(endpoint, inv, dialect.change_source(new_source.replication_address, new_source.replication_port),
+    for statement in dialect.adopt_own_history:
+        sql(endpoint, inv, statement, secrets=secrets)
+    retry, heartbeat = settings.get("connect_retry"), settings.get("heartbeat_period")
+    sql(endpoint, inv, dialect.change_source(new_source.replication_address, new_source.replication_port,
+                                             connect_retry=int(retry) if retry else None,
+                                             heartbeat_period=heartbeat or None),
         (inv.replication.user, password), secrets=secrets)
     sql(endpoint, inv, dialect.start, secrets=secrets)
     return {"replica": endpoint.host, "source": new_source.host,
@@ -118,12 +127,18 @@ def repoint(endpoint: MysqlEndpoint, new_source: MysqlEndpoint, inv: Inventory,
 def wait_applied(endpoint: MysqlEndpoint, position: str, inv: Inventory, timeout: float,
                  secrets: Mapping | None = None) -> float:
     """Block until `endpoint` has applied `position` (a GTID set/position of the server it replicates from), bounded;
-    returns the seconds it took. Raises StepFailed past `timeout`."""
+    returns the seconds it took. Raises StepFailed past `timeout`. The server-side wait runs in slices shorter than
+    the connection's read timeout (a longer MASTER_GTID_WAIT would be cut by the client, not answered)."""
     dialect = dialect_of(endpoint, inv, secrets)
     t0 = time.monotonic()
-    if position and not already_has(endpoint, inv, position, secrets):
-        r = sql(endpoint, inv, dialect.gtid_wait(), (position, float(timeout)), secrets=secrets)[0]["r"]
-        if not dialect.gtid_wait_done(r):
+    slice_seconds = max(1.0, min(10.0, endpoint.read_timeout - 5))
+    while position and not already_has(endpoint, inv, position, secrets):
+        left = timeout - (time.monotonic() - t0)
+        if left <= 0:
             raise StepFailed(f"{endpoint.host} did not apply {position} within {timeout:g}s: check SHOW REPLICA "
                              f"STATUS there")
+        r = sql(endpoint, inv, dialect.gtid_wait(), (position, float(min(left, slice_seconds))),
+                secrets=secrets)[0]["r"]
+        if dialect.gtid_wait_done(r):
+            break
     return round(time.monotonic() - t0, 3)

@@ -3,6 +3,7 @@ drill can prove afterwards that every acknowledged write reached the replica (at
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any, Mapping
 
 import pymysql
@@ -37,10 +38,34 @@ def check_msg(msg: Any) -> str:
     return msg
 
 
+# A write an application without READ_ONLY ADMIN / SUPER would have made: refused on a fenced (read_only) server.
+# The drill's own MySQL user often holds those privileges (MariaDB's GRANT ALL includes READ_ONLY ADMIN, and a
+# fencing user needs it to set read_only at all), and read_only does not stop it: recorded in
+# tests/fixtures/mariadb-10.11-read-only-admin/. Without this guard a failover drill's writer would keep "succeeding"
+# on the server it just fenced, and the switchover's zero-lost-writes claim would be about writes no application
+# could have made. The check is inside the INSERT (one statement, row-based binlog: the replica applies the row, it
+# does not re-evaluate the condition); under binlog_format=STATEMENT it is a separate read just before.
+READ_ONLY_REFUSED = 1290  # ER_OPTION_PREVENTS_STATEMENT, what the server says to such an application
+
+
 def _insert(conn, msg: str, dialect) -> tuple[int, str | None]:
     with conn.cursor() as cur:
-        # always a bound parameter: msg comes from experiment files and may hold anything
-        cur.execute(f"INSERT INTO {PING_TABLE} (msg) VALUES (%s)", (msg,))
+        statement_binlog = getattr(conn, "_drpoc_statement_binlog", None)
+        if statement_binlog is None:
+            cur.execute("SELECT @@SESSION.binlog_format AS f")
+            statement_binlog = str((cur.fetchone() or {}).get("f") or "").upper() == "STATEMENT"
+            conn._drpoc_statement_binlog = statement_binlog
+        if statement_binlog:
+            cur.execute("SELECT @@GLOBAL.read_only AS ro")
+            inserted = 0 if int((cur.fetchone() or {}).get("ro") or 0) else \
+                cur.execute(f"INSERT INTO {PING_TABLE} (msg) VALUES (%s)", (msg,))
+        else:
+            # always a bound parameter: msg comes from experiment files and may hold anything
+            inserted = cur.execute(f"INSERT INTO {PING_TABLE} (msg) SELECT %s FROM DUAL WHERE @@GLOBAL.read_only = 0",
+                                   (msg,))
+        if not inserted:
+            raise pymysql.err.OperationalError(READ_ONLY_REFUSED, "the server is read_only (fenced): an application "
+                                                                  "write would be refused")
         row_id = cur.lastrowid
         cur.execute(dialect.last_gtid)
         gtid = (cur.fetchone() or {}).get("gtid")
@@ -91,8 +116,17 @@ def write_ping(inv: Inventory, msg: str | None = None, phase: str = "manual", wa
 def write_target(inv: Inventory, target: str) -> MysqlEndpoint:
     """The server a writer writes to: `source` (every drill) or `replica` (the promoted one, in a failover)."""
     if target not in ("source", "replica"):
-        raise StepFailed(f"target must be source or replica, not {str(target)[:40]!r}")
+        raise StepFailed(f"target must be source, replica or primary, not {str(target)[:40]!r}")
     return inv.source if target == "source" else inv.replica
+
+
+WRITE_TIMEOUT = 5.0  # an application's write deadline: a frozen server must not hold the writer for 30 s
+
+
+def _writer_endpoint(inv: Inventory, role: str) -> MysqlEndpoint:
+    ep = write_target(inv, role)
+    return replace(ep, read_timeout=min(ep.read_timeout, WRITE_TIMEOUT),
+                   write_timeout=min(ep.write_timeout, WRITE_TIMEOUT))
 
 
 def write_burst(inv: Inventory, count: int | None = None, duration: float | None = None, rate: float = 50.0,
@@ -102,8 +136,11 @@ def write_burst(inv: Inventory, count: int | None = None, duration: float | None
     at `rate` rows per second — always bounded by `max_seconds`. Each write is its own autocommit transaction on a
     connection of its own (so it can run in the background while the tunnel is down); a failed write is counted as
     attempted, not acknowledged, and the burst reconnects and goes on. `target`: the server written to (`source`;
-    `replica` once a failover promoted it)."""
-    endpoint = write_target(inv, target)
+    `replica` once a failover promoted it; `primary` follows the running drill's primary as a failover moves it —
+    each write's phase is then `old:`, `new:` or `back:` + `phase`, core.failover's labels)."""
+    follow = target == "primary"
+    role, label = recorder.writer_target() if follow else (target, "")
+    endpoint = _writer_endpoint(inv, role)
     if count is None and duration is None and until_event is None:
         raise StepFailed("write_burst: give count, duration or until_event")
     if rate <= 0:
@@ -112,6 +149,7 @@ def write_burst(inv: Inventory, count: int | None = None, duration: float | None
     dialect = dialect_of(endpoint, inv, secrets, pool=db.DbPool())
     conn = None
     ids: list[int] = []
+    firsts: dict[str, bool] = {}
     errors = 0
     first_error = None
     attempted = 0
@@ -130,7 +168,13 @@ def write_burst(inv: Inventory, count: int | None = None, duration: float | None
             due = started + attempted / rate
             # two clock reads: the second can be past `due` already (time.sleep refuses a negative length)
             time.sleep(max(0.0, due - time.monotonic()))
-            record = _new_record(None, phase, f"drpoc:burst:{attempted:06d}")
+            if follow and recorder.writer_target() != (role, label):
+                role, label = recorder.writer_target()
+                endpoint = _writer_endpoint(inv, role)
+                if conn is not None:
+                    conn.close()
+                conn = None
+            record = _new_record(None, f"{label}:{phase}" if follow else phase, f"drpoc:burst:{attempted:06d}")
             attempted += 1
             try:
                 if conn is None:
@@ -138,6 +182,9 @@ def write_burst(inv: Inventory, count: int | None = None, duration: float | None
                 row_id, gtid = _insert(conn, record.msg, dialect)
                 record.id, record.gtid, record.acked_t = row_id, gtid, _now()
                 ids.append(row_id)
+                if follow and label != "old" and not firsts.get(label):
+                    firsts[label] = True
+                    recorder.event(f"first_write_{label}", host=endpoint.host, msg=record.msg)
             except (pymysql.MySQLError, db.DbError) as exc:
                 errors += 1
                 record.error = str(exc)[:200]

@@ -55,6 +55,8 @@ def test_the_shipped_script_is_the_package_file():
     ("deadman-forget", lambda b: [b]),
     ("deadman-disarm", lambda b: [b]),
     ("_deadman", lambda b: ["swanctl", "conn", b, "60", "run1"]),
+    ("failover-record", lambda b: [b, "promoted", "0-1-5", "-"]),
+    ("failover-forget", lambda b: [b]),
 ])
 def test_hostile_names_are_refused_before_anything_runs(script, verb, make_args, bad):
     r = helper(script, verb, *make_args(bad))
@@ -131,3 +133,16 @@ def test_judge_compares_names_literally_not_as_patterns(script):
 ])
 def test_a_missing_helper_is_told_apart_from_a_missing_charon(stderr, missing):
     assert gateway_helper._missing(stderr, "/usr/local/sbin/drpoc-gw") is missing
+
+
+@pytest.mark.parametrize("step, fork, settings", [
+    ("Promoted", "0-1-5", "-"), ("promoted;id", "0-1-5", "-"), ("--help", "-", "-"), ("x" * 33, "-", "-"),
+    ("", "-", "-"), ("promoted", "0-1-5;id", "-"), ("promoted", "$(id)", "-"), ("promoted", "0-1-5 1-2-3", "-"),
+    ("promoted", "", "-"),
+    ("promoted", "--help"[1:] + "x", "-"), ("promoted", "0" * 4001, "-"),
+    ("promoted", "0-1-5", "retry=2;id"), ("promoted", "0-1-5", "retry=$(id)"), ("promoted", "0-1-5", "Retry=2"),
+    ("promoted", "0-1-5", ""), ("promoted", "0-1-5", "r" * 201),
+])
+def test_failover_records_take_a_step_word_and_a_gtid_position_only(script, step, fork, settings):
+    r = helper(script, "failover-record", "run1", step, fork, settings)
+    assert r.returncode == 2 and r.stderr.startswith("drpoc-gw: ") and "recorded" not in r.stdout

@@ -53,7 +53,7 @@ def test_fencing_statements(dialect, fence, unfence):
 def test_pointing_a_replica_by_gtid_binds_the_credentials():
     maria = MARIADB.change_source("192.168.64.15", 3306)
     assert maria.startswith("CHANGE MASTER TO MASTER_HOST='192.168.64.15', MASTER_PORT=3306")
-    assert "MASTER_USER=%s, MASTER_PASSWORD=%s" in maria and maria.endswith("MASTER_USE_GTID=current_pos")
+    assert "MASTER_USER=%s, MASTER_PASSWORD=%s" in maria and maria.endswith("MASTER_USE_GTID=slave_pos")
     mysql = MYSQL8.change_source("db.example.com", 3307)
     assert mysql.startswith("CHANGE REPLICATION SOURCE TO SOURCE_HOST='db.example.com', SOURCE_PORT=3307")
     assert "SOURCE_USER=%s, SOURCE_PASSWORD=%s, SOURCE_AUTO_POSITION=1" in mysql
@@ -62,6 +62,17 @@ def test_pointing_a_replica_by_gtid_binds_the_credentials():
         with pytest.raises(ValueError):
             MARIADB.change_source(bad, 3306)
     assert MARIADB.reset_replica == "RESET REPLICA ALL" and MYSQL57.reset_replica == "RESET SLAVE ALL"
+
+
+def test_a_repoint_keeps_the_replicas_own_retry_and_heartbeat():
+    maria = MARIADB.change_source("10.20.11.123", 3306, connect_retry=2, heartbeat_period=1.5)
+    assert maria.endswith("MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=2, MASTER_HEARTBEAT_PERIOD=1.5")
+    mysql = MYSQL8.change_source("10.0.0.1", 3306, connect_retry=10, heartbeat_period=5)
+    assert mysql.endswith("SOURCE_CONNECT_RETRY=10, SOURCE_HEARTBEAT_PERIOD=5")
+    assert MYSQL57.change_source("10.0.0.1", 3306, connect_retry=10).endswith("MASTER_CONNECT_RETRY=10")
+    # a former MariaDB primary asks only for what it lacks: its own binlog becomes its replication position
+    assert MARIADB.adopt_own_history == ["SET GLOBAL gtid_slave_pos = @@GLOBAL.gtid_current_pos"]
+    assert MYSQL8.adopt_own_history == []
 
 
 # --- split brain: more than one writable server in the timeline fails the drill ------------------------------------
