@@ -40,6 +40,11 @@ EVENT_LABELS = {
     "recovery_started": "recovery started", "tunnel_up": "tunnel up", "io_reconnected": "IO reconnected",
     "caught_up": "caught up", "drill_ended": "drill ended", "deadman_armed": "dead-man armed",
     "deadman_disarmed": "dead-man disarmed", "deadman_fired": "dead-man fired",
+    # the site failover drill
+    "site_lost_detected": "site lost", "drained": "drained", "promoted": "promoted",
+    "first_write_new": "first write on new primary", "fenced": "old primary fenced", "errant_found": "errant",
+    "reseeded": "re-seeded", "repointed": "re-pointed", "switched_back": "switched back",
+    "first_write_back": "writes back",
 }
 UNITS = {"seconds": "s", "writes": "writes", "rate": "/s"}
 # Verdict statuses. A "not-started" drill never got going (nothing was touched): not a drill failure, not judged.

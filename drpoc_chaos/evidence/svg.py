@@ -33,9 +33,15 @@ STATE_COLOURS = {
     "unknown": "#9e9e9e", "null": "#9e9e9e",
 }
 OTHER_STATE = "#7b1fa2"
-MARKER_EVENTS = ("fault_injected", "outage_detected", "recovery_started", "tunnel_up", "io_reconnected", "caught_up")
+MARKER_EVENTS = ("fault_injected", "outage_detected", "recovery_started", "tunnel_up", "io_reconnected", "caught_up",
+                 # the site failover drill's milestones
+                 "site_lost_detected", "promoted", "first_write_new", "fenced", "errant_found", "reseeded",
+                 "repointed", "switched_back")
 MARKER_COLOURS = {"fault_injected": "#c62828", "outage_detected": "#e65100", "recovery_started": "#1565c0",
-                  "tunnel_up": "#2e7d32", "io_reconnected": "#00838f", "caught_up": "#4a148c"}
+                  "tunnel_up": "#2e7d32", "io_reconnected": "#00838f", "caught_up": "#4a148c",
+                  "site_lost_detected": "#e65100", "promoted": "#6a1b9a", "first_write_new": "#2e7d32",
+                  "fenced": "#37474f", "errant_found": "#c62828", "reseeded": "#1565c0", "repointed": "#1565c0",
+                  "switched_back": "#2e7d32"}
 SERIES_COLOURS = {"detection_seconds": "#e65100", "rto_seconds": "#1565c0", "catch_up_seconds": "#4a148c"}
 
 

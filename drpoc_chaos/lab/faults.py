@@ -114,7 +114,7 @@ def undo_lab_faults(inv: Inventory) -> None:
         except ActivityFailed:
             return
         pid = _mariadbd_pid(host) if (Paths().pids / f"mariadbd-{host}").exists() else None
-        if pid is not None and pid_alive(pid):
+        if pid is not None and pid_alive(pid) and (_frozen(pid) or _isolated(host)):
             _return_fenced(LabContext(), host, pid)
 
 
@@ -167,6 +167,19 @@ def _isolate(host: str) -> None:
         f"table inet {_ISOLATE_TABLE}\ndelete table inet {_ISOLATE_TABLE}\ntable inet {_ISOLATE_TABLE} {{\n"
         "  chain input { type filter hook input priority 0; policy accept; tcp dport { 22, 3306 } drop; }\n}\n"),
         what=f"lab host {host}")
+
+
+def _isolated(host: str) -> bool:
+    return run(["ip", "netns", "exec", host, "nft", "list", "table", "inet", _ISOLATE_TABLE],
+               check=False).returncode == 0
+
+
+def _frozen(pid: int) -> bool:
+    """Stopped by SIGSTOP: state T in /proc/<pid>/stat (the field after the parenthesised command)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T"
+    except (OSError, IndexError):
+        return False
 
 
 def _unisolate(host: str) -> None:

@@ -120,13 +120,15 @@ def write_target(inv: Inventory, target: str) -> MysqlEndpoint:
     return inv.source if target == "source" else inv.replica
 
 
-WRITE_TIMEOUT = 5.0  # an application's write deadline: a frozen server must not hold the writer for 30 s
+# an application's deadline for one write (connect included): a frozen or cut-off server must not hold the writer
+# for the inventory's 30 s read timeout — the failover's RTO would measure our timeout, not the failover
+WRITE_TIMEOUT = 2.0
 
 
 def _writer_endpoint(inv: Inventory, role: str) -> MysqlEndpoint:
     ep = write_target(inv, role)
-    return replace(ep, read_timeout=min(ep.read_timeout, WRITE_TIMEOUT),
-                   write_timeout=min(ep.write_timeout, WRITE_TIMEOUT))
+    return replace(ep, connect_timeout=min(ep.connect_timeout, WRITE_TIMEOUT),
+                   read_timeout=min(ep.read_timeout, WRITE_TIMEOUT), write_timeout=min(ep.write_timeout, WRITE_TIMEOUT))
 
 
 def write_burst(inv: Inventory, count: int | None = None, duration: float | None = None, rate: float = 50.0,

@@ -30,3 +30,14 @@ def test_the_newest_acknowledged_writes_lost_in_a_crash_are_counted_and_named():
 def test_no_write_on_the_new_primary_has_no_rto():
     f = figures([w("a", "old:before", 1.0)], {"a"}, fault_t=2.0)
     assert f["rto_seconds"] is None and "errant" not in f
+
+
+# --- the switchover back ----------------------------------------------------------------------------------------
+
+def test_switchover_window_is_last_write_on_the_promoted_to_first_back_on_the_old_primary():
+    from drpoc_chaos.core.failover import switchover_window
+    writes = [w("a", "new:fo", 10.0), w("b", "new:fo", 10.02), w("x", "new:fo", None), w("c", "back:fo", 10.07),
+              w("d", "back:fo", 10.09)]
+    assert switchover_window(writes) == 0.05
+    assert switchover_window(writes[:3]) is None  # no write came back: not measured, never 0
+    assert figures(writes, {"a", "b", "c", "d"}, fault_t=1.0)["switchover_window_seconds"] == 0.05
