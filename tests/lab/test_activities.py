@@ -22,6 +22,8 @@ from drpoc_chaos import remote
 from drpoc_chaos.core import recorder as drill_state
 from drpoc_chaos.core.metrics import compute_metrics, write_sets
 from drpoc_chaos.drill import actions as drill_actions
+from drpoc_chaos.drill.recover import recover
+from drpoc_chaos.failover import actions as failover_actions
 from drpoc_chaos.inventory import load_inventory
 from drpoc_chaos.lab import faults
 from drpoc_chaos.lab.topology import AWS_SUBNET, AWS_WAN_IP, ONPREM_SUBNET, ONPREM_WAN_IP
@@ -40,7 +42,7 @@ SELECTORS = {"aws": ([AWS_SUBNET], [ONPREM_SUBNET]), "onprem": ([ONPREM_SUBNET],
 GATEWAY = {"aws": "aws-vpn", "onprem": "onprem-vpn"}
 SEED_ORDER = [("aws-vpn", f"ipsec down {CONN}"), ("onprem-vpn", f"ipsec down {CONN}"),
               ("onprem-vpn", f"ipsec up {CONN}"), ("aws-vpn", f"ipsec up {CONN}")]
-MODULES = [vpn_probes, vpn_actions, rep_probes, rep_actions, drill_actions, faults]
+MODULES = [vpn_probes, vpn_actions, rep_probes, rep_actions, drill_actions, faults, failover_actions]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -510,15 +512,17 @@ def test_lab_faults_do_nothing_when_disabled(ready):
 
 
 @pytest.mark.parametrize("mode", ["isolate", "freeze", "crash"])
-def test_the_lost_source_comes_back_fenced(ready, mode):
+def test_the_lost_source_comes_back_fenced(ready, mode, tmp_path):
     """The failover drill's loss modes on the lab: the source is unreachable (isolate: its ports drop packets;
     freeze: SIGSTOP; crash: SIGKILL), then comes back read-only — never writable behind the drill's back — and the
     lab is put back as it was."""
     lost = faults.lose_source(mode=mode, configuration=CFG)
     assert lost["enabled"] and lost["mode"] == mode and lost["host"] == "aws-db"
+    # short client timeouts: a frozen server accepts the connection and then says nothing
+    quick = variant(tmp_path, "quick", lambda data: data["mysql_defaults"].update(connect_timeout=2, read_timeout=2))
     try:
         with pytest.raises(ActivityFailed):
-            rep_probes.writers(configuration={"inventory": INVENTORY})
+            rep_probes.writers(configuration=quick)
     finally:
         activity_mod.close_all()
         back = faults.bring_source_back(configuration=CFG)
@@ -527,6 +531,30 @@ def test_the_lost_source_comes_back_fenced(ready, mode):
     assert rep_probes.writers(configuration=CFG)["source"] is False  # fenced
     ready.sql("aws-db", "SET GLOBAL read_only = OFF;")
     assert rep_probes.single_writer(configuration=CFG) is True
+
+
+def test_the_failover_activities_in_the_drills_order(ready, tmp_path):
+    """Each failover activity once, as experiments/site_failover.yaml calls them (no drill control: the run id is
+    `manual`), isolate mode; the end is the original topology (tests/lab/test_failover.py has the drill itself)."""
+    lost = failover_actions.lose_site(loss="isolate", configuration=CFG)
+    try:
+        assert lost["loss"] == "isolate" and lost["tunnel"]["state"] == "down"
+        assert failover_actions.wait_site_lost(timeout=30, configuration=CFG)["detected"] is True
+        promoted = failover_actions.promote_replica(drain_timeout=10, configuration=CFG)
+        assert promoted["promoted"] == "onprem-db" and promoted["fork"]
+        back = failover_actions.bring_back_site(timeout=60, configuration=CFG)
+        assert back["fenced"] == "aws-db"
+        rec = failover_actions.reconcile_old_primary(reseed="auto", timeout=60, configuration=CFG)
+        assert rec["errant"] == [] and rec["action"] == "repointed"  # nothing was written after the isolation
+        assert failover_actions.switch_back(timeout=30, configuration=CFG)["primary"] == "aws-db"
+    finally:
+        activity_mod.close_all()
+        recovered = recover(INVENTORY, timeout=60, say=lambda _: None, undo_emulated_faults=faults.undo_lab_faults,
+                            bring_back_source=faults.return_lost_source, archive_dir=tmp_path / "archive")
+    assert recovered["ok"] and "failover" not in recovered  # the activities left nothing to finish
+    activity_mod.close_all()
+    assert rep_probes.single_writer(configuration=CFG) is True and rep_probes.writers(configuration=CFG)["source"]
+    assert rep_probes.replica_threads_running(configuration=CFG) is True
 
 
 # ----------------------------------------------------------------------------------------------------------------

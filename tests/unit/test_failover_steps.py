@@ -62,7 +62,7 @@ def test_no_state_unfences_a_server_while_the_other_is_writable():
     fields = ["source_writable", "source_replicates", "replica_writable", "replica_replicates", "replica_own_writes",
               "switching", "source_replication_broken"]
     for values in itertools.product([False, True], repeat=len(fields)):
-        s = state(**dict(zip(fields, values)))
+        s = state(**dict(zip(fields, values, strict=True)))
         step = next_step(s)
         if step == "unfence-source":
             assert not s.replica_writable, s
