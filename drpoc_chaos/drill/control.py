@@ -104,9 +104,11 @@ class DrillConfig:
                 "detection_seconds": self.objective_detection_seconds,
                 "tunnel_recovery_seconds": self.objective_tunnel_recovery_seconds,
                 "catch_up_seconds": self.objective_catch_up_seconds, "max_lost_writes": self.max_lost_writes,
-                "failover_rto_seconds": self.objective_failover_rto_seconds,
-                "failover_rpo_seconds": self.objective_failover_rpo_seconds,
-                "switchover_window_seconds": self.objective_switchover_window_seconds}
+                # the failover drill's, only when set (the VPN drills' journals stay as they were)
+                **{k: v for k, v in (("failover_rto_seconds", self.objective_failover_rto_seconds),
+                                     ("failover_rpo_seconds", self.objective_failover_rpo_seconds),
+                                     ("switchover_window_seconds", self.objective_switchover_window_seconds))
+                   if v is not None}}
 
 
 def _boolean(name: str, value: Any) -> bool:

@@ -427,7 +427,11 @@ def test_write_record_to_dict_round_trips():
 
 
 def test_every_objective_reads_a_metric_compute_metrics_produces():
+    """The failover drill's objectives read `metrics.failover`, which core.failover.figures produces."""
+    from drpoc_chaos.core.failover import figures
     m = compute_metrics(_samples(), EVENTS, _writes(), write_sets(_writes(), [], TAG), set())
+    m["failover"] = figures([WriteRecord("a", "old:x", 0.5, acked_t=0.6), WriteRecord("b", "new:x", 5.0, acked_t=5.1),
+                             WriteRecord("c", "back:x", 9.0, acked_t=9.1)], {"a", "b", "c"}, fault_t=1.0)
     for name, (path, _label) in OBJECTIVES.items():
         node = m
         for key in path:

@@ -14,9 +14,9 @@ CHAOS = [str(Path(sys.executable).parent / "chaos"), "--no-version-check", "--no
 EXPERIMENTS = sorted((REPO / "experiments").glob("*.yaml"))
 
 
-def test_the_four_experiments_are_there():
+def test_the_five_experiments_are_there():
     assert {p.stem for p in EXPERIMENTS} == {"vpn_outage", "vpn_one_sided_recovery", "replica_stuck_connecting",
-                                             "vpn_outage_under_load"}
+                                             "vpn_outage_under_load", "site_failover"}
 
 
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)

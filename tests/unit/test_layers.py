@@ -19,6 +19,8 @@ LAYERS = [
     ("activities", ["activity", "vpn", "replication", "parity"]),
     ("drill", ["drill"]),
     ("lab", ["lab"]),
+    # the site failover drill's activities: the lab emulates a lost site's crash and freeze (lab.faults)
+    ("failover activities", ["failover"]),
     ("scheduling", ["scheduling"]),
     ("command line", ["cli"]),
 ]

@@ -150,7 +150,11 @@ def test_every_objective_reads_the_metric_it_names():
     m["rpo_exposure"] = {"max_writes": 11, "max_seconds": 1.75}
     by = {r["name"]: r["achieved"] for r in evaluate_objectives(m, {name: 1000 for name in OBJECTIVES})}
     assert by == {"rpo_seconds": 1.75, "rto_seconds": 15.0, "detection_seconds": 5.5, "tunnel_recovery_seconds": 3.0,
-                  "catch_up_seconds": 8.0, "max_lost_writes": 2}
+                  "catch_up_seconds": 8.0, "max_lost_writes": 2, "failover_rto_seconds": None,
+                  "failover_rpo_seconds": None, "switchover_window_seconds": None}
+    m["failover"] = {"rto_seconds": 4.2, "rpo_seconds": 0.3, "switchover_window_seconds": 0.05}
+    by = {r["name"]: r["achieved"] for r in evaluate_objectives(m, {name: 1000 for name in OBJECTIVES})}
+    assert (by["failover_rto_seconds"], by["failover_rpo_seconds"], by["switchover_window_seconds"]) == (4.2, 0.3, 0.05)
 
 
 # --------------------------------------------------------------------------------------------------------------
