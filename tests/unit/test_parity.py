@@ -279,7 +279,8 @@ def test_chunks_finishing_out_of_order_checkpoint_only_the_contiguous_prefix():
     run._record_chunk(state, chunks[2], result(7))
     run._record_chunk(state, chunks[1], result(100))
     assert run.rows_done == 107  # progress counts every finished chunk...
-    assert (state.progress.chunks, state.progress.rows, state.progress.through) == (0, 0, None)  # ...the checkpoint none
+    # ...the checkpoint none of them
+    assert (state.progress.chunks, state.progress.rows, state.progress.through) == (0, 0, None)
     run._record_chunk(state, chunks[0], result(100))
     prog = state.progress
     assert (prog.chunks, prog.rows, prog.done) == (3, 207, True) and not state.finished and not state.chunks
