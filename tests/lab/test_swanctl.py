@@ -129,3 +129,19 @@ def test_recover_brings_a_terminated_swanctl_tunnel_back(sw, tmp_path):
                        text=True, timeout=150)
     assert r.returncode == 0, r.stdout + r.stderr
     assert swanctl_up_both()
+
+
+def test_site_failover_on_swanctl_gateways_with_other_site_names(sw, tmp_path, monkeypatch):
+    """The failover drill where the seed's `ipsec` commands do not exist, on an inventory naming its sites `cloud`
+    and `dc1`: lost, promoted, reconciled and switched back, every tunnel step through swanctl."""
+    monkeypatch.setenv("DRPOC_INVENTORY", str(renamed_inventory(tmp_path)))
+    r, journal = run_drill(tmp_path, "site_failover", "loss=crash")
+    d = journal["drpoc"]
+    assert r.returncode == 0 and d["verdict"]["passed"] is True, (d["verdict"], d["safety"]["notes"])
+    assert d["roles"]["fault_site"] == "cloud" and d["roles"]["failover"]["returned_to"] == d["roles"]["source"]
+    assert all(g["control"] == "swanctl" for g in d["roles"]["gateways"].values())
+    runs = {x["activity"]["name"]: x for x in journal["run"]}
+    down = runs["lose-the-fault-site"]["output"]["tunnel"]["step"]["command"]
+    assert down == f"swanctl --terminate --ike {CONNECTION}"
+    assert "switched_back" in [e["name"] for e in d["events"]]
+    assert d["metrics"]["failover"]["switchover_window_seconds"] <= 1.0
