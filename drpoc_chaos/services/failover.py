@@ -47,6 +47,7 @@ def record(inv: Inventory, run_id: str, step: str, fork: str | None = None,
     if step not in STEPS:
         raise ValueError(f"unknown failover step {step!r}")
     pairs = ",".join(f"{k}={float(v):g}" for k, v in sorted((settings or {}).items()) if v is not None)
+    fork = "".join((fork or "").split())  # MySQL prints long GTID sets over several lines
     _record_gateway(inv).run("failover-record", run_id, step, fork or "-", pairs or "-", check=True)
 
 
@@ -175,9 +176,10 @@ def wait_site_lost(inv: Inventory, timeout: float, secrets: Mapping | None = Non
                 recorder.event("site_lost_detected", io=io)
                 return {"detected": True, "seconds": round(time.monotonic() - t0, 3), "replica_io": io}
         if time.monotonic() >= deadline:
-            raise StepFailed(f"the loss of site {inv.drill.fault_site} was not confirmed within {timeout:g}s "
-                             f"(replica IO {io!r}, source {'still takes writes' if answers else 'answers'}): a "
-                             f"failover now would make two primaries — nothing was promoted")
+            why = ("the replica still replicates from the source" if io == "Yes" else
+                   f"the replica lost it (IO {io!r}) but the source still takes writes")
+            raise StepFailed(f"the loss of site {inv.drill.fault_site} was not confirmed within {timeout:g}s: {why} "
+                             f"— a failover now would make two primaries; nothing was promoted")
         time.sleep(poll)
 
 
