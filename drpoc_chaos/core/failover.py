@@ -43,21 +43,23 @@ def switchover_window(writes: Iterable[WriteRecord]) -> float | None:
 
 
 def figures(writes: Iterable[WriteRecord], on_new_primary: set[str], *, fault_t: float,
-            errant: int | None = None) -> dict[str, Any]:
+            errant: int | None = None, loss_t: float | None = None) -> dict[str, Any]:
     """`on_new_primary`: the msgs of this run's writes the new primary holds. Returns rto_seconds (None when no
-    write was acknowledged by the new primary), lost (msgs, in write order), lost_count, rpo_seconds (fault →
-    the oldest lost write's acknowledgement, 0 when none is lost), and, given the old primary's errant transaction
-    count, whether they account for every lost write (each drill write is one transaction; errant ones that were
-    never acknowledged are the indeterminate writes)."""
+    write was acknowledged by the new primary), lost (msgs, in write order), lost_ids, lost_count, rpo_seconds (the
+    age of the oldest lost write when the site was lost — `loss_t`, the server gone, else the fault — 0 when none
+    is lost), and, given the old primary's errant transaction count, whether they account for every lost write
+    (each drill write is one transaction) and how many errant ones were never acknowledged (writes the client saw
+    fail or never heard of: indeterminate, not lost)."""
     writes = list(writes)
     first_new = min((w.acked_t for w in writes if on_new(w) and w.acked_t is not None), default=None)
     lost = [w for w in writes if on_old(w) and w.acked_t is not None and w.msg not in on_new_primary]
     out: dict[str, Any] = {
         "rto_seconds": None if first_new is None else round(max(0.0, first_new - fault_t), 3),
         "lost": [w.msg for w in lost],
+        "lost_ids": [w.id for w in lost],
         "lost_count": len(lost),
-        "rpo_seconds": round(max(0.0, fault_t - min(w.acked_t for w in lost if w.acked_t is not None)), 3)
-        if lost else 0.0,
+        "rpo_seconds": round(max(0.0, (fault_t if loss_t is None else loss_t)
+                                 - min(w.acked_t for w in lost if w.acked_t is not None)), 3) if lost else 0.0,
         "acknowledged_old": sum(1 for w in writes if on_old(w) and w.acked_t is not None),
         "acknowledged_new": sum(1 for w in writes if on_new(w) and w.acked_t is not None),
         "acknowledged_back": sum(1 for w in writes if on_back(w) and w.acked_t is not None),
@@ -66,6 +68,7 @@ def figures(writes: Iterable[WriteRecord], on_new_primary: set[str], *, fault_t:
     if errant is not None:
         out["errant"] = errant
         out["errant_cover_lost"] = errant >= len(lost)
+        out["errant_unacknowledged"] = max(0, errant - len(lost))
     return out
 
 

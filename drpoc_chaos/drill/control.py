@@ -458,7 +458,7 @@ def _finish(journal: dict) -> None:
     failover_fault = next((e["t"] for e in events if e["name"] == "site_lost"), None)
     if failover_fault is not None and seen is not None:
         fault_t = next((e["t"] for e in events if e["name"] == "fault_injected"), failover_fault)
-        metrics["failover"] = failover_figures(d.writes, seen, fault_t=fault_t,
+        metrics["failover"] = failover_figures(d.writes, seen, fault_t=fault_t, loss_t=failover_fault,
                                                errant=d.extra_metrics.get("errant_transactions"))
     objective_results = evaluate_objectives(metrics, cfg.objectives())
     extra = []

@@ -41,3 +41,14 @@ def test_switchover_window_is_last_write_on_the_promoted_to_first_back_on_the_ol
     assert switchover_window(writes) == 0.05
     assert switchover_window(writes[:3]) is None  # no write came back: not measured, never 0
     assert figures(writes, {"a", "b", "c", "d"}, fault_t=1.0)["switchover_window_seconds"] == 0.05
+
+
+def test_rpo_is_the_age_of_the_oldest_lost_write_when_the_server_died():
+    """The tunnel goes down first (the fault), the server dies a moment later (the loss): writes acknowledged in
+    between are lost and their age is counted from the loss, not from the fault."""
+    writes = [w("a", "old:fo", 1.0), w("b", "old:fo", 3.02), w("c", "old:fo", 3.04), w("d", "new:fo", 8.0)]
+    writes[1].id, writes[2].id = 41, 42
+    f = figures(writes, {"a", "d"}, fault_t=3.0, loss_t=3.05, errant=3)
+    assert f["lost_ids"] == [41, 42] and f["rpo_seconds"] == 0.03
+    assert f["errant_unacknowledged"] == 1 and f["errant_cover_lost"] is True
+    assert figures(writes, {"a", "d"}, fault_t=3.0)["rpo_seconds"] == 0.0  # against the fault: after it
