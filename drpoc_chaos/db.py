@@ -203,9 +203,12 @@ def client_options(endpoint: MysqlEndpoint) -> dict[str, Any]:
 
 
 def _endpoint_key(endpoint: MysqlEndpoint) -> tuple:
+    # the timeouts too: a connection opened for a 30 s read timeout must not serve a caller that asked for 2 s (its
+    # reuse ping would wait 30 s on a frozen server)
     return (endpoint.site, endpoint.role, endpoint.address, endpoint.port, endpoint.via, endpoint.user,
             endpoint.database, tuple(sorted((endpoint.password_ref or {}).items())), endpoint.ssl,
-            endpoint.option_file, endpoint.option_group)
+            endpoint.option_file, endpoint.option_group, endpoint.connect_timeout, endpoint.read_timeout,
+            endpoint.write_timeout)
 
 
 class DbPool:

@@ -326,3 +326,13 @@ def test_connect_via_never_asks_pymysql_for_tls(monkeypatch):
     db.connect(endpoint(), FakeInventory())
     assert made[0].get("ssl_disabled") is True and made[0]["defer_connect"] is True
     assert "ssl_disabled" not in made[1]
+
+
+def test_a_pooled_connection_serves_only_callers_with_its_own_timeouts():
+    """A connection opened with a 30 s read timeout must not be handed to a caller that asked for 2 s: its reuse
+    ping would wait 30 s on a frozen server (seen on the lab's failover tests)."""
+    from dataclasses import replace
+    base = endpoint()
+    assert db._endpoint_key(base) == db._endpoint_key(replace(base))
+    for field in ("connect_timeout", "read_timeout", "write_timeout"):
+        assert db._endpoint_key(base) != db._endpoint_key(replace(base, **{field: 7.5})), field
