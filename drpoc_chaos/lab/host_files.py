@@ -84,6 +84,23 @@ def install_helper(p: Paths, host: str) -> Path:
     return target
 
 
+def refresh_helpers(p: Paths) -> list[str]:
+    """Re-install the helper on every gateway whose copy is not this version's script; returns their names."""
+    out = []
+    for h in HOSTS:
+        if h.role != "gateway":
+            continue
+        target = p.host_sbin(h.name) / SCRIPT_NAME
+        try:
+            current = target.read_text()
+        except OSError:
+            current = None
+        if current != script_text():
+            install_helper(p, h.name)
+            out.append(h.name)
+    return out
+
+
 def etc_binds(p: Paths, h: Host) -> list[tuple[Path, str]]:
     """(file on disk, path inside the host) for every file above, in the order they are bind-mounted."""
     d = p.host_etc(h.name)

@@ -52,6 +52,11 @@ class Lab(LabContext):
                 self.say(f"lab is up in {running_mode} mode: rebuilding it in {settings.ipsec} mode")
                 self.down(quiet=True)
                 return self._build_or_clean(settings)
+            if now["healthy"]:
+                # a lab left up by an older drpoc-chaos keeps its gateway helper: bring it to this version's
+                refreshed = host_files.refresh_helpers(self.paths)
+                if refreshed:
+                    self.say(f"gateway helper updated on {', '.join(refreshed)}")
             if now["healthy"] and state.get("knobs") == settings.knobs.__dict__:
                 self.say("lab is already up and healthy: nothing to do")
                 return {"changed": False, **now}
