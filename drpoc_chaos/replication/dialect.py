@@ -94,6 +94,14 @@ class Dialect:
         """Forget the replication source entirely (after STOP): the promoted server replicates from nobody."""
         return "RESET REPLICA ALL" if self.replica_words else "RESET SLAVE ALL"
 
+    @property
+    def reset_binlog(self) -> str:
+        """Empty the binary log and its GTID history (a re-seed: the errant transactions go with it). MySQL 8.2
+        renamed RESET MASTER, and 8.4 no longer has it."""
+        if self.flavor == "mysql" and self.version >= (8, 2, 0):
+            return "RESET BINARY LOGS AND GTIDS"
+        return "RESET MASTER"
+
     def change_source(self, host: str, port: int, connect_retry: int | None = None,
                       heartbeat_period: float | None = None) -> str:
         """Point a (stopped) replica at `host:port` by GTID; the user and password are bound parameters

@@ -1,7 +1,8 @@
 """Re-seed a former primary that holds errant transactions from the new primary: a logical dump of every non-system
 schema with its GTID position (`mariadb-dump --single-transaction --gtid --master-data=2`, or MySQL's
 `mysqldump --single-transaction --set-gtid-purged=ON`), loaded unlogged into the fenced old primary after its binary
-log history is reset, then replication by GTID from that position.
+log history is reset (RESET MASTER; RESET BINARY LOGS AND GTIDS on MySQL 8.2+), then replication by GTID from that
+position.
 
 Why a dump and not a physical backup tool (mariabackup, xtrabackup, MySQL's clone plugin): they must run on the
 database host with access to its data directory (or, for clone, an extra plugin and grant on both servers); the
@@ -138,7 +139,7 @@ def reseed(old: MysqlEndpoint, new: MysqlEndpoint, inv: Inventory, secrets: Mapp
         # the old primary: no replication, an empty binary log history, and the schemas it is about to receive
         sql(old, inv, old_dialect.stop, secrets=secrets)
         sql(old, inv, old_dialect.reset_replica, secrets=secrets)
-        sql(old, inv, "RESET MASTER", secrets=secrets)
+        sql(old, inv, old_dialect.reset_binlog, secrets=secrets)
         prelude = "SET SESSION sql_log_bin = 0;\n" + "".join(f"DROP DATABASE IF EXISTS {quote_schema(s)};\n"
                                                               for s in drop)
         with dump.open("rb") as body:

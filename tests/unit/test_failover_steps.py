@@ -79,13 +79,14 @@ def test_the_gtid_position_of_a_recorded_mariadb_dump():
         reseed.position_from_dump(text.replace("gtid_slave_pos", "nothing"), "mariadb")
 
 
-def test_the_gtid_set_of_a_mysql_dump():
-    # mysqldump --set-gtid-purged=ON (MySQL 8.0): the set may span lines
-    text = ("SET @@SESSION.SQL_LOG_BIN= 0;\n--\n-- GTID state at the beginning of the backup\n--\n\n"
-            "SET @@GLOBAL.GTID_PURGED=/*!80000 '+'*/ '3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5,\n"
-            "b9b4712a-df64-11e3-b391-60672090eb04:1-7';\n")
+def test_the_gtid_set_of_a_recorded_mysql_dump():
+    # mysqldump --set-gtid-purged=ON (client 8.0, server 8.4): the set spans lines, one per server UUID
+    text = (FIXTURES / "mysql-8.4-dump-gtid" / "dump-header.sql").read_text()
     assert reseed.position_from_dump(text, "mysql") == \
-        "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5,b9b4712a-df64-11e3-b391-60672090eb04:1-7"
+        "916941de-9c55-11f1-8057-926cb20853d9:1-761,a849f9cd-9d43-11f1-b163-f2b10cab70b0:1-17"
+    # --set-gtid-purged=COMMENTED writes it as a comment: not a position to rely on
+    with pytest.raises(StepFailed):
+        reseed.position_from_dump(text.replace("SET @@GLOBAL.GTID_PURGED", "-- SET @@GLOBAL.GTID_PURGED"), "mysql")
 
 
 def _ep(**kw) -> MysqlEndpoint:

@@ -72,6 +72,10 @@ def test_a_repoint_keeps_the_replicas_own_retry_and_heartbeat():
     assert MYSQL57.change_source("10.0.0.1", 3306, connect_retry=10).endswith("MASTER_CONNECT_RETRY=10")
     # a former MariaDB primary asks only for what it lacks: its own binlog becomes its replication position
     assert MARIADB.adopt_own_history == ["SET GLOBAL gtid_slave_pos = @@GLOBAL.gtid_current_pos"]
+    # a re-seed empties the old primary's binary log history: MySQL 8.4 has no RESET MASTER any more
+    assert MARIADB.reset_binlog == "RESET MASTER" and MYSQL57.reset_binlog == "RESET MASTER"
+    assert MYSQL8.reset_binlog == "RESET MASTER"  # 8.0.36
+    assert parse_version("8.4.8").reset_binlog == "RESET BINARY LOGS AND GTIDS"
     assert MYSQL8.adopt_own_history == []
 
 
