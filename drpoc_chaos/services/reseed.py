@@ -144,8 +144,17 @@ def reseed(old: MysqlEndpoint, new: MysqlEndpoint, inv: Inventory, secrets: Mapp
                                                               for s in drop)
         with dump.open("rb") as body:
             data = prelude.encode() + body.read()
-        _run([client_tool, f"--defaults-extra-file={old_cnf}", "--binary-mode"], f"loading the dump into {old}",
-             input=data)
+        # MySQL's super_read_only stops every user, the load's too: lifted for the load only, read_only stays on
+        # (no application can write meanwhile); MariaDB's read_only lets the drill's READ_ONLY ADMIN user load
+        lift = [s for s in old_dialect.fence if "super_read_only" in s]
+        if lift:
+            sql(old, inv, "SET GLOBAL super_read_only = OFF", secrets=secrets)
+        try:
+            _run([client_tool, f"--defaults-extra-file={old_cnf}", "--binary-mode"], f"loading the dump into {old}",
+                 input=data)
+        finally:
+            for statement in lift:
+                sql(old, inv, statement, secrets=secrets)
         if flavor == "mariadb":
             sql(old, inv, "SET GLOBAL gtid_slave_pos = %s", (position,), secrets=secrets)
         size = dump.stat().st_size
