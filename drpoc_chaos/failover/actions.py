@@ -9,7 +9,7 @@ from ..activity import activity, number
 from ..core import recorder
 from ..inventory import Inventory
 from ..lab import faults as lab_faults
-from ..services import failover, gateway, topology
+from ..services import failover, gateway, replica, topology
 from ..services.context import inventory
 from ..services.errors import StepFailed
 
@@ -38,8 +38,9 @@ def lose_site(loss: str = "crash", reseed: str = "auto", configuration: Mapping 
     """The fault: the source's site is lost — its tunnel goes down and its server is gone. `loss`: `crash` (mariadbd
     SIGKILL: acknowledged writes not yet shipped are lost with it), `freeze` (SIGSTOP: it holds its connections and
     answers nothing) or `isolate` (alive but unreachable). Crash and freeze are emulated on the lab only; on a real
-    estate the site is isolated — tunnel down and its server fenced by the drill (a test failover: no application
-    write can land there while the replica is promoted).
+    estate the site is isolated as a test failover that costs no real write: the source is fenced first, the
+    replica applies everything it committed, then the tunnel goes down (no application write can land on the source
+    while the replica is promoted, and nothing errant is left).
 
     Everything the failover will need is checked first (roles, replication account and addresses, the re-seed
     tools when `reseed` is `auto`); nothing is touched when a check fails."""
@@ -58,11 +59,20 @@ def lose_site(loss: str = "crash", reseed: str = "auto", configuration: Mapping 
     if d is not None:
         d.undo_loss = source_return(inv)
     failover.record(inv, _run_id(), "lost")
+    if not lab:
+        # a real estate's test failover must not cost a real write: fence the source first, let the replica apply
+        # everything it committed, and only then cut the site off — nothing errant is left to throw away
+        topology.fence(inv.source, inv, secrets)
+        try:
+            replica.catch_up(inv, timeout=30, secrets=secrets)
+        except Exception:
+            topology.unfence(inv.source, inv, secrets)
+            failover.forget_record(inv)
+            raise
     down = gateway.take_down(inv, inv.drill.fault_site, fault=True)
     if lab:
         lost = lab_faults.lose_source(mode=loss, configuration={"inventory": str(inv.path)})
     else:
-        topology.fence(inv.source, inv, secrets)
         lost = {"mode": "isolate", "fenced": inv.source.host}
     recorder.event("site_lost", loss=loss, site=inv.drill.fault_site)
     return {"loss": loss, "tunnel": down, "source": lost}

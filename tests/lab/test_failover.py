@@ -200,6 +200,36 @@ def test_chaos_run_killed_mid_failover_is_finished_by_drpoc_recover(ready, tmp_p
     assert_original_topology()
 
 
+def test_a_real_estates_test_failover_loses_no_write(ready, tmp_path, monkeypatch):
+    """Outside the lab only `isolate` runs, as a test failover: the source is fenced and drained into the replica
+    before the tunnel goes down, so nothing is errant and the old primary is re-pointed, never re-seeded. Run here
+    by making the lab look like any estate to the failover actions."""
+    from drpoc_chaos.failover import actions
+    monkeypatch.setattr(actions.lab_faults, "is_lab", lambda inv: False)
+    inv = load_inventory(INVENTORY)
+    from chaoslib.exceptions import ActivityFailed
+    with pytest.raises(ActivityFailed, match="only the lab emulates"):
+        actions.lose_site(loss="crash", configuration=CFG)
+    try:
+        lost = actions.lose_site(loss="isolate", configuration=CFG)
+        assert lost["source"] == {"mode": "isolate", "fenced": "aws-db"}
+        assert topology.writers(inv)["source"] is False
+        assert actions.wait_site_lost(timeout=30, configuration=CFG)["detected"] is True
+        actions.promote_replica(drain_timeout=10, configuration=CFG)
+        burst = writer.write_burst(inv, count=3, rate=50, phase="new:estate", target="replica")
+        assert burst["acknowledged"] == 3
+        actions.bring_back_site(timeout=60, configuration=CFG)
+        rec = actions.reconcile_old_primary(reseed="refuse", timeout=60, configuration=CFG)
+        assert rec["errant"] == [] and rec["action"] == "repointed"
+        actions.switch_back(timeout=30, configuration=CFG)
+    finally:
+        services_context.close_all()
+        out = recover(INVENTORY, timeout=90, archive_dir=tmp_path / "archive", say=lambda _: None,
+                      undo_emulated_faults=faults.undo_lab_faults, bring_back_source=faults.return_lost_source)
+    assert out["ok"] and "failover" not in out
+    assert_original_topology()
+
+
 # --- fences and refusals ---------------------------------------------------------------------------------------
 
 def test_a_fenced_server_refuses_the_drills_own_writes(ready):
