@@ -16,7 +16,6 @@ import pytest
 from drpoc_chaos.drill.recover import recover
 from drpoc_chaos.inventory import load_inventory
 from drpoc_chaos.lab import faults
-from drpoc_chaos.lab.context import LabContext
 from drpoc_chaos.replication import probes as rep_probes
 from drpoc_chaos.services import context as services_context
 from drpoc_chaos.services import failover, gateway, replica, topology, writer
@@ -29,8 +28,21 @@ from .test_drills import chaos_cmd, run_drill
 pytestmark = pytest.mark.lab
 
 
-def assert_original_topology() -> None:
-    """AWS the only writer, on-prem replicating from it and in step, the tunnel up, no failover left recorded."""
+def replica_tuning() -> dict:
+    services_context.close_all()
+    inv = load_inventory(INVENTORY)
+    return {k: v for k, v in replica.read_settings(inv).items() if k in ("connect_retry", "heartbeat_period")}
+
+
+@pytest.fixture
+def tuning(ready) -> dict:
+    """The replica's own connect retry and heartbeat before the test: a failover must give them back."""
+    return replica_tuning()
+
+
+def assert_original_topology(tuning: dict) -> None:
+    """AWS the only writer, on-prem replicating from it and in step, the tunnel up, no failover left recorded, the
+    replica's own tuning as it was."""
     inv = load_inventory(INVENTORY)
     services_context.close_all()
     assert topology.writers(inv) == {"source": True, "replica": False, "writers": 1, "single": True}
@@ -41,15 +53,11 @@ def assert_original_topology() -> None:
     assert rep_probes.replica_threads_running(configuration=CFG) is True
     assert rep_probes.ping_rows_match(configuration=CFG) is True
     assert failover.read_record(inv) is None
-    # the replica's own tuning survived the re-points
-    settings = replica.read_settings(inv)
-    knobs = LabContext().read_state().get("knobs", {})
-    assert settings["connect_retry"] == float(knobs["connect_retry"])
-    assert settings["heartbeat_period"] == float(knobs["heartbeat_period"])
+    assert replica_tuning() == tuning  # the re-points kept the replica's connect retry and heartbeat
 
 
 @pytest.mark.parametrize("loss", ["crash", "freeze", "isolate"])
-def test_site_failover_drill_passes_and_returns(ready, tmp_path, loss):
+def test_site_failover_drill_passes_and_returns(ready, tuning, tmp_path, loss):
     r, journal = run_drill(tmp_path, "site_failover", f"loss={loss}")
     d = journal["drpoc"]
     assert r.returncode == 0 and d["verdict"]["passed"] is True, (d["verdict"], d["safety"]["notes"])
@@ -71,7 +79,7 @@ def test_site_failover_drill_passes_and_returns(ready, tmp_path, loss):
     assert d["roles"]["failover"]["returned_to"] == d["roles"]["source"]
     assert not any(s.get("writers") == 2 for s in d["timeline"]["samples"])
     assert any(p["verdict"] == "equal" for p in d["parity"][1:])  # the written tables after the return
-    assert_original_topology()
+    assert_original_topology(tuning)
 
 
 # --- drpoc recover from every step --------------------------------------------------------------------------------
@@ -137,7 +145,7 @@ def _run_until(point: str) -> dict:
 
 
 @pytest.mark.parametrize("point", POINTS)
-def test_drpoc_recover_finishes_a_failover_interrupted_after_every_step(ready, tmp_path, point):
+def test_drpoc_recover_finishes_a_failover_interrupted_after_every_step(ready, tuning, tmp_path, point):
     try:
         out = _run_until(point)
     finally:
@@ -146,7 +154,7 @@ def test_drpoc_recover_finishes_a_failover_interrupted_after_every_step(ready, t
         result = recover(INVENTORY, timeout=90, archive_dir=tmp_path / "archive", say=said.append,
                          undo_emulated_faults=faults.undo_lab_faults, bring_back_source=faults.return_lost_source)
     assert result["ok"] is True, (result, said)
-    assert_original_topology()
+    assert_original_topology(tuning)
     inv = load_inventory(INVENTORY)
     rows = {r["msg"] for r in services_context.sql(inv.replica, inv, "SELECT msg FROM testdb.ping WHERE msg LIKE %s",
                                                    ("drpoc:errant-test:%",))}
@@ -176,7 +184,7 @@ def _record_step() -> str | None:
     return rec["step"] if rec else None
 
 
-def test_chaos_run_killed_mid_failover_is_finished_by_drpoc_recover(ready, tmp_path):
+def test_chaos_run_killed_mid_failover_is_finished_by_drpoc_recover(ready, tuning, tmp_path):
     journal = tmp_path / "site_failover.json"
     env = dict(os.environ, DRPOC_ARCHIVE_DIR=str(tmp_path / "archive"))
     proc = subprocess.Popen(chaos_cmd("site_failover", journal, "loss=crash", "failover_hold_seconds:float=30"),
@@ -197,10 +205,10 @@ def test_chaos_run_killed_mid_failover_is_finished_by_drpoc_recover(ready, tmp_p
     out = json.loads(r.stdout)
     assert out["failover"]["ok"] is True and "reconcile-source" in out["failover"]["steps"], out
     assert out["died"], out  # the killed drill is archived as died
-    assert_original_topology()
+    assert_original_topology(tuning)
 
 
-def test_a_real_estates_test_failover_loses_no_write(ready, tmp_path, monkeypatch):
+def test_a_real_estates_test_failover_loses_no_write(ready, tuning, tmp_path, monkeypatch):
     """Outside the lab only `isolate` runs, as a test failover: the source is fenced and drained into the replica
     before the tunnel goes down, so nothing is errant and the old primary is re-pointed, never re-seeded. Run here
     by making the lab look like any estate to the failover actions."""
@@ -227,12 +235,12 @@ def test_a_real_estates_test_failover_loses_no_write(ready, tmp_path, monkeypatc
         out = recover(INVENTORY, timeout=90, archive_dir=tmp_path / "archive", say=lambda _: None,
                       undo_emulated_faults=faults.undo_lab_faults, bring_back_source=faults.return_lost_source)
     assert out["ok"] and "failover" not in out
-    assert_original_topology()
+    assert_original_topology(tuning)
 
 
 # --- fences and refusals ---------------------------------------------------------------------------------------
 
-def test_a_fenced_server_refuses_the_drills_own_writes(ready):
+def test_a_fenced_server_refuses_the_drills_own_writes(ready, tuning):
     """The drill's user holds READ_ONLY ADMIN on the lab (tests/fixtures/mariadb-10.11-read-only-admin): read_only
     alone would let its writer and heartbeat through. Both check the fence themselves."""
     inv = load_inventory(INVENTORY)
@@ -245,10 +253,10 @@ def test_a_fenced_server_refuses_the_drills_own_writes(ready):
         assert services_context.sql(inv.source, inv, "SELECT @@GLOBAL.gtid_binlog_pos AS p")[0]["p"] == before
     finally:
         topology.unfence(inv.source, inv)
-    assert_original_topology()
+    assert_original_topology(tuning)
 
 
-def test_a_failover_the_estate_cannot_finish_is_refused_before_anything_is_touched(ready, tmp_path):
+def test_a_failover_the_estate_cannot_finish_is_refused_before_anything_is_touched(ready, tuning, tmp_path):
     def no_replication_account(data):
         data.pop("replication", None)
 
@@ -266,4 +274,4 @@ def test_a_failover_the_estate_cannot_finish_is_refused_before_anything_is_touch
 
     with pytest.raises(ActivityFailed, match="loses the source's site"):
         actions.lose_site(configuration=variant(tmp_path, "wrong-site", fault_on_the_replica_site))
-    assert_original_topology()
+    assert_original_topology(tuning)
