@@ -287,8 +287,8 @@ def finish(inv: Inventory, *, bring_back: Callable[[Inventory], Any] | None = No
            timeout: float = 120, tunnel_timeout: float = 90, secrets: Mapping | None = None,
            say: Callable[[str], None] = lambda _: None, max_steps: int = 12) -> dict[str, Any]:
     """Drive the pair back to the original topology (source primary, replica under it, tunnel up) from wherever it
-    stands; safe to re-run. Returns {"ok", "steps", "state"}; raises StepFailed when a step needs a human (it says
-    which and what the servers are left as)."""
+    stands; safe to re-run. Returns {"ok", "steps", "record"} (the steps taken, the record it started from); raises
+    StepFailed when a step needs a human (it says which and what the servers are left as)."""
     rec = read_record(inv)
     run_id = rec["run"] if rec else "recover"
     fork = rec.get("fork") if rec else None
@@ -326,8 +326,13 @@ def finish(inv: Inventory, *, bring_back: Callable[[Inventory], Any] | None = No
             topology.fence(inv.source, inv, secrets)
         elif step == "reconcile-source":
             topology.fence(inv.source, inv, secrets)
+            if rec is None:
+                raise StepFailed(f"no failover record on {inv.gateway(inv.drill.peer_site).host} (was it rebooted?): "
+                                 f"without the fork the old primary's errant transactions cannot be counted. "
+                                 f"{inv.source.host} stays fenced; compare its GTIDs with {inv.replica.host}'s, "
+                                 f"re-seed or re-point it by hand, then run `drpoc recover` again")
             gateway.recover(inv, timeout=tunnel_timeout)
-            if rec is not None and rec.get("step") not in ("fenced", "reconciled"):
+            if rec.get("step") not in ("fenced", "reconciled"):
                 record(inv, run_id, "fenced", **_keep(rec))  # what this step just made true
             reconcile(inv, run_id, reseed_mode, timeout, secrets)
             rec = read_record(inv)
