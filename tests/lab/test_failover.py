@@ -175,6 +175,33 @@ def test_drpoc_recover_finishes_a_failover_interrupted_after_every_step(ready, t
     assert again["ok"] is True and "failover" not in again
 
 
+def test_a_lost_record_stops_recover_with_the_old_primary_fenced(ready, tuning, tmp_path):
+    """The peer gateway rebooted mid-failover (/run is gone, and the fork with it): recover must not guess which
+    writes to throw away. It fences the old primary, leaves the promoted one the only writer and says what to
+    compare; given the record back, it finishes."""
+    inv = load_inventory(INVENTORY)
+    rec = None
+    try:
+        _run_until("written")
+        rec = failover.read_record(inv)
+        failover.forget_record(inv)  # what a reboot of the gateway does to /run
+        services_context.close_all()
+        said: list[str] = []
+        out = recover(INVENTORY, timeout=90, archive_dir=tmp_path / "archive", say=said.append,
+                      undo_emulated_faults=faults.undo_lab_faults, bring_back_source=faults.return_lost_source)
+        assert out["ok"] is False and "without the fork" in out["failover"], (out, said)
+        services_context.close_all()
+        assert topology.writers(inv) == {"source": False, "replica": True, "writers": 1, "single": True}
+    finally:
+        services_context.close_all()
+        if rec is not None:
+            failover.record(inv, rec["run"], "promoted", rec["fork"], rec["settings"])  # the record, as if restored
+        out = recover(INVENTORY, timeout=90, archive_dir=tmp_path / "archive", say=lambda _: None,
+                      undo_emulated_faults=faults.undo_lab_faults, bring_back_source=faults.return_lost_source)
+    assert out["ok"] is True, out
+    assert_original_topology(tuning)
+
+
 def _record_step() -> str | None:
     services_context.close_all()
     try:
