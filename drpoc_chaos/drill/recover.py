@@ -55,7 +55,9 @@ def recover(inventory_path: str | None = None, timeout: float = 90, release_lock
         except Exception as exc:  # noqa: BLE001 — say what is left, then do what else can be done
             out.update(ok=False, failover=f"FAILED: {exc}")
             say(f"failover: NOT finished: {exc}")
-    restored = restore(inv, tunnel_timeout=timeout, replica_timeout=min(timeout, 30), say=say)
+    # an unfinished failover leaves the replica promoted or unconfigured: no point waiting long for its IO thread
+    unfinished = str(out.get("failover", "")).startswith("FAILED")
+    restored = restore(inv, tunnel_timeout=timeout, replica_timeout=3 if unfinished else min(timeout, 30), say=say)
     out.update({k: restored[k] for k in ("tunnel", "replica") if k in restored})
     out["ok"] = out["ok"] and restored["ok"]
     archive = Path(archive_dir) if archive_dir else default_archive_dir()

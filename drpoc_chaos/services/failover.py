@@ -367,14 +367,15 @@ def in_progress(inv: Inventory) -> bool:
 
 
 def needs_finishing(inv: Inventory, secrets: Mapping | None = None) -> bool:
-    """For `drpoc recover`: a failover is recorded, or the writer is not where the inventory says (the source fenced,
-    or the replica writable) while the source answers — what an interrupted failover leaves when its record is gone."""
+    """For `drpoc recover`: a failover is recorded, or the servers are not as the inventory says — the replica
+    writable or no longer replicating, or the source fenced — what an interrupted failover leaves when its record is
+    gone (a gateway reboot empties /run)."""
     if in_progress(inv):
         return True
     try:
-        if not _reachable(inv.source, inv, secrets):
-            return False
-        w = topology.writers(inv, secrets)
-        return not (w["source"] and not w["replica"])
+        if topology.writable(inv.replica, inv, secrets) or replica.read_status(inv, secrets) is None:
+            return True
+        said = _answers(inv.source, inv, secrets)
+        return said is not None and int(said.get("ro") or 0) != 0
     except (DbError, RemoteError, StepFailed):
         return False
