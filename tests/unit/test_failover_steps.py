@@ -112,3 +112,13 @@ def test_the_password_goes_to_an_option_file_never_the_command_line(tmp_path):
 def test_a_value_the_option_file_cannot_hold_is_refused(bad):
     with pytest.raises(StepFailed, match="option file"):
         reseed.option_file_text(_ep(), bad)
+
+
+def test_the_failover_hold_counts_from_an_event_named_plainly():
+    from chaoslib.exceptions import ActivityFailed
+
+    from drpoc_chaos.drill.actions import hold_outage
+    assert hold_outage(0, since="promoted") == {"waited_seconds": 0, "outage_held_seconds": 0, "since": "promoted"}
+    for bad in ("Promoted", "promoted;x", "", 3):
+        with pytest.raises(ActivityFailed, match="since must be an event name"):
+            hold_outage(0, since=bad)
