@@ -69,7 +69,12 @@ def lose_site(loss: str = "crash", reseed: str = "auto", configuration: Mapping 
             topology.unfence(inv.source, inv, secrets)
             failover.forget_record(inv)
             raise
-    down = gateway.take_down(inv, inv.drill.fault_site, fault=True)
+    try:
+        down = gateway.take_down(inv, inv.drill.fault_site, fault=True)
+    except Exception:
+        if d is None or not d.fault_injected:  # refused before the tunnel was touched: no failover to finish
+            failover.forget_record(inv)
+        raise
     if lab:
         lost = lab_faults.lose_source(mode=loss, configuration={"inventory": str(inv.path)})
     else:
