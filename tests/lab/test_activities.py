@@ -334,7 +334,7 @@ def test_wait_for_replica_yes_and_timeout(ready):
 
 def test_hold_outage_without_a_drill_waits_the_seconds(ready):
     r = drill_actions.hold_outage(0.2, configuration=CFG)
-    assert r == {"waited_seconds": 0.2, "outage_held_seconds": 0.2}
+    assert r == {"waited_seconds": 0.2, "outage_held_seconds": 0.2, "since": "fault_injected"}
 
 
 def test_hold_outage_counts_from_the_fault(ready):
@@ -345,6 +345,10 @@ def test_hold_outage_counts_from_the_fault(ready):
         r = drill_actions.hold_outage("0.5", configuration=CFG)  # experiment values may be strings
         assert 0 < r["waited_seconds"] < 0.5 and r["outage_held_seconds"] == 0.5
         assert drill_actions.hold_outage(0.1, configuration=CFG)["waited_seconds"] == 0.0  # already held long enough
+        # the failover drill holds from its promotion, whenever the fault was
+        d.event("promoted")
+        r = drill_actions.hold_outage(0.3, since="promoted", configuration=CFG)
+        assert 0.2 < r["waited_seconds"] <= 0.3 and r["since"] == "promoted"
     finally:
         drill_state.finish()
 
