@@ -63,6 +63,10 @@ def figures(writes: Iterable[WriteRecord], on_new_primary: set[str], *, fault_t:
         "acknowledged_old": sum(1 for w in writes if on_old(w) and w.acked_t is not None),
         "acknowledged_new": sum(1 for w in writes if on_new(w) and w.acked_t is not None),
         "acknowledged_back": sum(1 for w in writes if on_back(w) and w.acked_t is not None),
+        # the planned part must lose nothing: writes the promoted replica (or the old primary once back) acknowledged
+        # and the final servers do not hold — a failed drill whatever max_lost_writes allows the crash
+        "switchover_lost": [w.msg for w in writes if (on_new(w) or on_back(w)) and w.acked_t is not None
+                            and w.msg not in on_new_primary],
         "switchover_window_seconds": switchover_window(writes),
     }
     if errant is not None:

@@ -462,6 +462,10 @@ def _finish(journal: dict) -> None:
                                                errant=d.extra_metrics.get("errant_transactions"))
     objective_results = evaluate_objectives(metrics, cfg.objectives())
     extra = []
+    switchover_lost = (metrics.get("failover") or {}).get("switchover_lost") or []
+    if switchover_lost:
+        extra.append(f"the failover's planned part lost {len(switchover_lost)} acknowledged write(s) (written on the "
+                     f"promoted replica or after the return): {', '.join(switchover_lost[:5])}")
     if restore.get("failover") and not restore["failover"].get("ok"):
         extra.append("the failover did not return to the original topology: " + str(restore["failover"].get("error")))
     if restore.get("tunnel", "").startswith("FAILED") or str(restore.get("replica", "")).startswith("FAILED"):

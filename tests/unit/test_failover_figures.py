@@ -52,3 +52,12 @@ def test_rpo_is_the_age_of_the_oldest_lost_write_when_the_server_died():
     assert f["lost_ids"] == [41, 42] and f["rpo_seconds"] == 0.03
     assert f["errant_unacknowledged"] == 1 and f["errant_cover_lost"] is True
     assert figures(writes, {"a", "d"}, fault_t=3.0)["rpo_seconds"] == 0.0  # against the fault: after it
+
+
+def test_a_write_lost_after_the_promotion_is_named_apart():
+    """The crash may lose the newest old-primary writes (max_lost_writes decides); the promoted replica's and the
+    returned primary's writes must all survive — the drill control fails the drill for any of them."""
+    writes = [w("a", "old:fo", 1.0), w("b", "old:fo", 3.01), w("c", "new:fo", 8.0), w("d", "back:fo", 12.0)]
+    f = figures(writes, {"a", "c"}, fault_t=3.0)
+    assert f["lost"] == ["b"] and f["switchover_lost"] == ["d"]
+    assert figures(writes, {"a", "b", "c", "d"}, fault_t=3.0)["switchover_lost"] == []
