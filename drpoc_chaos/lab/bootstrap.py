@@ -56,3 +56,15 @@ def apply_knobs(ctx: LabContext, knobs: ReplicaKnobs) -> None:
     ctx.sql(DATABASES["onprem"]["host"], configs.replica_knobs_sql(knobs))
     ctx.say(f"replica knobs: net timeout {knobs.net_timeout}s, heartbeat {knobs.heartbeat_period}s, "
             f"connect retry {knobs.connect_retry}s")
+
+
+def in_lab_topology(ctx: LabContext) -> bool:
+    """The reused databases are the lab's pair: the source replicates from nobody, the replica replicates from the
+    source through the tunnel. An interrupted failover drill can leave them otherwise (the replica promoted, the
+    source re-pointed), and its record on the gateway does not survive `lab down`."""
+    src, rep = DATABASES["aws"]["host"], DATABASES["onprem"]["host"]
+    source_status = ctx.sql(src, "SHOW SLAVE STATUS\\G", check=False, timeout=10)
+    replica_status = ctx.sql(rep, "SHOW SLAVE STATUS\\G", check=False, timeout=10, column_names=True)
+    return (source_status.returncode == 0 and not source_status.stdout.strip()
+            and replica_status.returncode == 0
+            and f"Master_Host: {DATABASES['aws']['ip']}" in replica_status.stdout)

@@ -8,6 +8,8 @@ Every daemon gets a pid file under the run directory (pids/<name>); `lab down` s
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 
@@ -89,6 +91,18 @@ def _host_pid_file(ctx: LabContext, host: str, path: str) -> int | None:
 
 def start_mariadb(ctx: LabContext, host: str) -> None:
     spawn(ctx, host, f"mariadbd-{host}", [which("mariadbd") or "/usr/sbin/mariadbd"])
+
+
+def stop_mariadb(ctx: LabContext, host: str, timeout: float = 30) -> None:
+    """Stop the lab's own mariadbd of `host`, by the pid the lab recorded (SIGTERM, then SIGKILL past `timeout`)."""
+    pid = ctx.read_pid(f"mariadbd-{host}")
+    if pid is None or not pid_alive(pid):
+        return
+    os.kill(pid, signal.SIGTERM)
+    stopped, _ = wait_until(lambda: not pid_alive(pid), timeout, 0.1)
+    if not stopped:
+        os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: not pid_alive(pid), 10, 0.1)
 
 
 def wait_mariadb(ctx: LabContext, host: str, timeout: float = 60) -> None:

@@ -109,6 +109,17 @@ class Lab(LabContext):
         self.say("published on 127.0.0.1: " + ", ".join(f"{h}:{tp}->{lp}" for lp, h, tp in published_ports()))
         daemons.wait_mariadb(self, "aws-db")
         daemons.wait_mariadb(self, "onprem-db")
+        if not any(fresh) and not bootstrap.in_lab_topology(self):
+            # a failover drill interrupted before it finished (its record on the gateway went with `lab down`):
+            # the lab's data is disposable, its pair is not — start both from empty directories
+            self.say("the databases were left in another topology (an interrupted failover drill?): rebuilding both")
+            for host in (DATABASES["aws"]["host"], DATABASES["onprem"]["host"]):
+                daemons.stop_mariadb(self, host)
+                (p.host_dir(host) / "bootstrapped").unlink(missing_ok=True)
+                bootstrap.prepare_datadir(self, host)
+                daemons.start_mariadb(self, host)
+            daemons.wait_mariadb(self, "aws-db")
+            daemons.wait_mariadb(self, "onprem-db")
         bootstrap.bootstrap_replication(self, settings.knobs)
         health.wait_healthy(self, timeout=60, mode=settings.ipsec)
         state = {"esp_mode": esp, "ipsec_mode": settings.ipsec, "knobs": settings.knobs.__dict__,

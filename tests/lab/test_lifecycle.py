@@ -60,6 +60,26 @@ def test_down_removes_everything_then_warm_up(lab):
     print(f"warm up took {time.monotonic() - t0:.2f}s", file=sys.stderr)
 
 
+def test_up_rebuilds_databases_an_interrupted_failover_left_promoted(lab):
+    """A failover drill killed after its promotion, then `lab down` (which empties the gateway's /run and with it
+    the failover record): the next `lab up` finds the replica replicating from nobody and rebuilds the pair, instead
+    of failing on CHANGE MASTER or serving two primaries."""
+    from drpoc_chaos.inventory import load_inventory
+    from drpoc_chaos.services import context, replica, topology
+    inv = load_inventory(str(Paths().inventory))
+    context.close_all()
+    topology.promote(inv.replica, inv)  # what the drill does before it is killed
+    context.close_all()
+    r = subprocess.run(DRPOC + ["lab", "down"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run(DRPOC + ["lab", "up"], capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr
+    assert "left in another topology" in r.stderr
+    context.close_all()
+    assert topology.writers(inv) == {"source": True, "replica": False, "writers": 1, "single": True}
+    assert replica.threads_running(replica.read_status(inv))
+
+
 def test_port_taken_is_refused_before_touching_anything(lab):
     lab.down(quiet=True)
     blocker = socket.socket()
