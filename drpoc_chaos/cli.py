@@ -7,7 +7,7 @@ import json
 import os
 import sys
 
-from .lab.topology import LAB_HOST_NAMES, MYSQL_DEFAULT_KNOBS, LabSettings, ReplicaKnobs
+from .lab.topology import MAX_SITES, MYSQL_DEFAULT_KNOBS, LabSettings, ReplicaKnobs, lab_host_name
 
 
 def _print(msg: str) -> None:
@@ -20,7 +20,10 @@ def _lab_up(args: argparse.Namespace) -> int:
                          connect_retry=args.connect_retry)
     if args.mysql_defaults:
         knobs = MYSQL_DEFAULT_KNOBS
-    result = Lab(progress=_print).up(LabSettings(knobs=knobs, esp_mode=args.esp, ipsec=args.ipsec))
+    if not 1 <= args.sites <= MAX_SITES:
+        _print(f"drpoc lab up: --sites {args.sites}: give 1 to {MAX_SITES} on-prem sites")
+        return 2
+    result = Lab(progress=_print).up(LabSettings(knobs=knobs, esp_mode=args.esp, ipsec=args.ipsec, sites=args.sites))
     if not result["healthy"]:
         _print("lab is up but not healthy: " + "; ".join(result["problems"]))
         return 1
@@ -43,23 +46,26 @@ def _fmt_status(st: dict) -> str:
         lines.append(f"replica knobs: net timeout {k['net_timeout']}s, heartbeat {k['heartbeat_period']}s, "
                      f"connect retry {k['connect_retry']}s")
     lines.append("")
-    lines.append(f"{'HOST':<12} {'NAMESPACE':<10} {'DAEMONS':<34} STATE")
+    lines.append(f"{'HOST':<13} {'NAMESPACE':<10} {'DAEMONS':<34} STATE")
     for host, ok in st["hosts"].items():
         daemons = ", ".join(f"{d.split('@')[0]}:{'up' if alive else 'DOWN'}"
                             for d, alive in st["daemons"].items() if d.endswith("@" + host))
         state = ""
-        if host in st["tunnels"]:
-            t = st["tunnels"][host]
-            state = f"tunnel {t['state']}" + (f" ({t['sas']})" if t.get("sas") else "") + \
-                    (f" error: {t['error']}" if t.get("error") else "")
-        if host == "onprem-db" and st["replica"]:
-            r = st["replica"]
+        tunnels = [(k, t) for k, t in st["tunnels"].items() if k == host or k.startswith(host + " ")]
+        if tunnels:
+            state = "; ".join(
+                (f"{k.split(' ', 1)[1]} " if " " in k else "") + f"tunnel {t['state']}"
+                + (f" ({t['sas']})" if t.get("sas") else "") + (f" error: {t['error']}" if t.get("error") else "")
+                for k, t in tunnels)
+        replicas = st.get("replicas") or {"onprem-db": st["replica"]}
+        if replicas.get(host):
+            r = replicas[host]
             state = f"replica IO={r.get('io')} SQL={r.get('sql')} behind={r.get('seconds_behind')}"
             if r.get("last_io_error"):
                 state += f" last IO error: {r['last_io_error'][:80]}"
         if host == "aws-db" and st["daemons"].get("mariadbd@aws-db"):
             state = "source"
-        lines.append(f"{host:<12} {'yes' if ok else 'missing':<10} {daemons or '-':<34} {state}")
+        lines.append(f"{host:<13} {'yes' if ok else 'missing':<10} {daemons or '-':<34} {state}")
     pub = st["daemons"].get("publisher@127.0.0.1")
     lines.append("")
     lines.append("published on 127.0.0.1" + ("" if pub else " (publisher NOT running)") + ": "
@@ -91,7 +97,7 @@ def _lab_exec(args: argparse.Namespace) -> int:
     if not cmd:
         _print("drpoc lab exec: give a command after the host, e.g. `drpoc lab exec aws-vpn -- ipsec statusall`")
         return 2
-    if not os.path.exists(f"/run/netns/{args.host}"):
+    if not lab_host_name(args.host) or not os.path.exists(f"/run/netns/{args.host}"):
         _print(f"drpoc lab exec: lab host {args.host} does not exist; is the lab up? (`drpoc lab up`)")
         return 2
     full = enter_command(args.host) + cmd
@@ -184,6 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="use MySQL's production defaults 60/30/60 s (a drill then takes minutes)")
     up.add_argument("--esp", choices=["auto", "kernel", "libipsec"], default="auto",
                     help="ESP data path: detected by default (kernel ESP when the kernel has it)")
+    up.add_argument("--sites", type=int, default=1, metavar="N",
+                    help="on-prem sites around the AWS hub (default 1: the seed's two-site lab); N > 1 builds a "
+                         "fleet: spoke k is onprem<k> on 192.168.(63+k).0/24, and the inventory is version 2")
     up.add_argument("--ipsec", choices=["ipsec", "swanctl"], default="ipsec",
                     help="how the gateways run strongSwan: ipsec (starter + ipsec.conf, the seed's `ipsec` commands; "
                          "default) or swanctl (charon + swanctl.conf over vici, as on strongSwan 6)")
@@ -195,7 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     status.set_defaults(func=_lab_status)
     ex = lsub.add_parser("exec", help="run a command on a lab host, as an operator logged into it would",
                          description="Example: drpoc lab exec aws-vpn -- ipsec statusall")
-    ex.add_argument("host", choices=LAB_HOST_NAMES)
+    ex.add_argument("host", help="a lab host: wan, aws-vpn, aws-db, onprem-vpn, onprem-db (a fleet lab's spoke k: "
+                                 "onprem<k>-vpn, onprem<k>-db)")
     ex.add_argument("command", nargs=argparse.REMAINDER)
     ex.set_defaults(func=_lab_exec)
     sd = lsub.add_parser("seed-data", help="(re)create a schema of realistic tables on the source (for `drpoc parity`)")

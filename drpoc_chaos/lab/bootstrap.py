@@ -12,7 +12,7 @@ import shutil
 from . import configs
 from .context import LabContext
 from .system import LabError
-from .topology import DATABASES, ReplicaKnobs
+from .topology import ReplicaKnobs
 
 
 def prepare_datadir(ctx: LabContext, host: str) -> bool:
@@ -38,22 +38,31 @@ def prepare_datadir(ctx: LabContext, host: str) -> bool:
     return True
 
 
+def _replicas(ctx: LabContext) -> list[str]:
+    return [d["host"] for d in ctx.topo.databases.values() if d["role"] == "replica"]
+
+
 def bootstrap_replication(ctx: LabContext, knobs: ReplicaKnobs) -> None:
-    src, rep = DATABASES["aws"]["host"], DATABASES["onprem"]["host"]
+    source = ctx.topo.databases["aws"]
+    src = source["host"]
     if not (ctx.paths.host_dir(src) / "bootstrapped").exists():
         ctx.sql(src, configs.source_bootstrap_sql(ctx.secret("mysql_password"), ctx.secret("repl_password")))
         (ctx.paths.host_dir(src) / "bootstrapped").touch()
         ctx.say("source bootstrapped: users repl and drpoc, testdb.ping, drpoc.heartbeat")
-    if not (ctx.paths.host_dir(rep) / "bootstrapped").exists():
-        ctx.sql(rep, configs.replica_bootstrap_sql(DATABASES["aws"]["ip"], ctx.secret("repl_password"), knobs))
+    fresh = [rep for rep in _replicas(ctx) if not (ctx.paths.host_dir(rep) / "bootstrapped").exists()]
+    for rep in fresh:
+        ctx.sql(rep, configs.replica_bootstrap_sql(source["ip"], ctx.secret("repl_password"), knobs))
         (ctx.paths.host_dir(rep) / "bootstrapped").touch()
-        ctx.say("replica configured: CHANGE MASTER TO 10.20.11.123 through the tunnel, GTID slave_pos")
-    else:
-        apply_knobs(ctx, knobs)
+    if fresh:
+        ctx.say(f"replica{'s' if len(fresh) > 1 else ''} configured ({', '.join(fresh)}): CHANGE MASTER TO "
+                f"{source['ip']} through the tunnel, GTID slave_pos")
+    if len(fresh) < len(_replicas(ctx)):
+        apply_knobs(ctx, knobs, [r for r in _replicas(ctx) if r not in fresh])
 
 
-def apply_knobs(ctx: LabContext, knobs: ReplicaKnobs) -> None:
-    ctx.sql(DATABASES["onprem"]["host"], configs.replica_knobs_sql(knobs))
+def apply_knobs(ctx: LabContext, knobs: ReplicaKnobs, replicas: list[str] | None = None) -> None:
+    for rep in replicas if replicas is not None else _replicas(ctx):
+        ctx.sql(rep, configs.replica_knobs_sql(knobs))
     ctx.say(f"replica knobs: net timeout {knobs.net_timeout}s, heartbeat {knobs.heartbeat_period}s, "
             f"connect retry {knobs.connect_retry}s")
 
@@ -62,9 +71,12 @@ def in_lab_topology(ctx: LabContext) -> bool:
     """The reused databases are the lab's pair: the source replicates from nobody, the replica replicates from the
     source through the tunnel. An interrupted failover drill can leave them otherwise (the replica promoted, the
     source re-pointed), and its record on the gateway does not survive `lab down`."""
-    src, rep = DATABASES["aws"]["host"], DATABASES["onprem"]["host"]
-    source_status = ctx.sql(src, "SHOW SLAVE STATUS\\G", check=False, timeout=10)
-    replica_status = ctx.sql(rep, "SHOW SLAVE STATUS\\G", check=False, timeout=10, column_names=True)
-    return (source_status.returncode == 0 and not source_status.stdout.strip()
-            and replica_status.returncode == 0
-            and f"Master_Host: {DATABASES['aws']['ip']}" in replica_status.stdout)
+    source = ctx.topo.databases["aws"]
+    source_status = ctx.sql(source["host"], "SHOW SLAVE STATUS\\G", check=False, timeout=10)
+    if source_status.returncode != 0 or source_status.stdout.strip():
+        return False
+    for rep in _replicas(ctx):
+        replica_status = ctx.sql(rep, "SHOW SLAVE STATUS\\G", check=False, timeout=10, column_names=True)
+        if replica_status.returncode != 0 or f"Master_Host: {source['ip']}" not in replica_status.stdout:
+            return False
+    return True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .topology import (
     CONNECTION,
+    DATABASES,
     GATEWAYS,
     HELPER_DIR,
     HOSTS,
@@ -11,26 +12,24 @@ from .topology import (
     LOGIN_USER,
     NOSUDO_UID,
     NOSUDO_USER,
+    GatewaySpec,
     ReplicaKnobs,
 )
 
 
-def ipsec_conf(site: str) -> str:
-    g = GATEWAYS[site]
-    return f"""# drpoc lab: {g['host']} ({site} side of the seed's site-to-site VPN)
-config setup
-    charondebug="ike 1, knl 1, cfg 0"
-    uniqueids=yes
-
-conn {CONNECTION}
+def ipsec_conf(site: str, gateway: GatewaySpec | None = None) -> str:
+    """`gateway` defaults to the two-site lab's; a fleet hub gets one conn per spoke."""
+    g = gateway or GATEWAYS[site]
+    conns = "".join(f"""
+conn {t['connection']}
     keyexchange=ikev2
     authby=psk
     left={g['wan_ip']}
     leftid={g['wan_ip']}
-    leftsubnet={g['local']}
-    right={g['peer_ip']}
-    rightid={g['peer_ip']}
-    rightsubnet={g['remote']}
+    leftsubnet={t['local']}
+    right={t['peer_ip']}
+    rightid={t['peer_ip']}
+    rightsubnet={t['remote']}
     ike=aes256-sha256-modp2048!
     esp=aes256-sha256!
     forceencaps=yes
@@ -38,26 +37,34 @@ conn {CONNECTION}
     dpdaction=restart
     # one keying try (default 3): a failing initiation gives up after one round of retransmits (~14 s), not ~45 s
     keyingtries=1
-    auto={g['auto']}
-"""
+    auto={t['auto']}
+""" for t in g["tunnels"])
+    return f"""# drpoc lab: {g['host']} ({site} side of the seed's site-to-site VPN)
+config setup
+    charondebug="ike 1, knl 1, cfg 0"
+    uniqueids=yes
+{conns}"""
 
 
-def ipsec_secrets(site: str, psk: str) -> str:
-    g = GATEWAYS[site]
-    return f'{g["wan_ip"]} {g["peer_ip"]} : PSK "{psk}"\n'
+def ipsec_secrets(site: str, psk: str, gateway: GatewaySpec | None = None) -> str:
+    g = gateway or GATEWAYS[site]
+    return "".join(f'{g["wan_ip"]} {t["peer_ip"]} : PSK "{psk}"\n' for t in g["tunnels"])
 
 
-def swanctl_conf(site: str, psk: str, child: str) -> str:
-    """The same tunnel as ipsec_conf(), written for swanctl (strongSwan 6 style): same addresses, connection name,
-    PSK and proposals; the child named `child`. On-prem initiates when the config is loaded, AWS answers."""
-    g = GATEWAYS[site]
-    start = "start" if g["auto"] == "start" else "none"
-    return f"""# drpoc lab: {g['host']} ({site} side of the seed's site-to-site VPN), swanctl.conf
-connections {{
-    {CONNECTION} {{
+def swanctl_conf(site: str, psk: str, child: str, gateway: GatewaySpec | None = None) -> str:
+    """The same tunnels as ipsec_conf(), written for swanctl (strongSwan 6 style): same addresses, connection names,
+    PSK and proposals; the seed's tunnel's child named `child`, a fleet spoke's `<connection>-net`. On-prem
+    initiates when the config is loaded, AWS answers."""
+    g = gateway or GATEWAYS[site]
+    conns, secrets = [], []
+    for i, t in enumerate(g["tunnels"]):
+        start = "start" if t["auto"] == "start" else "none"
+        # the seed's connection keeps `child`; a fleet spoke's is `<connection>-net` on both of its gateways
+        name = child if t["connection"] == CONNECTION else f"{t['connection']}-net"
+        conns.append(f"""    {t['connection']} {{
         version = 2
         local_addrs = {g['wan_ip']}
-        remote_addrs = {g['peer_ip']}
+        remote_addrs = {t['peer_ip']}
         proposals = aes256-sha256-modp2048
         encap = yes
         dpd_delay = 10s
@@ -70,27 +77,27 @@ connections {{
         }}
         remote {{
             auth = psk
-            id = {g['peer_ip']}
+            id = {t['peer_ip']}
         }}
         children {{
-            {child} {{
-                local_ts = {g['local']}
-                remote_ts = {g['remote']}
+            {name} {{
+                local_ts = {t['local']}
+                remote_ts = {t['remote']}
                 esp_proposals = aes256-sha256
                 dpd_action = restart
                 start_action = {start}
             }}
         }}
     }}
-}}
-secrets {{
-    ike-lab {{
+""")
+        secrets.append(f"""    ike-lab{'' if i == 0 else f'-{i + 1}'} {{
         id-local = {g['wan_ip']}
-        id-remote = {g['peer_ip']}
+        id-remote = {t['peer_ip']}
         secret = "{psk}"
     }}
-}}
-"""
+""")
+    return (f"# drpoc lab: {g['host']} ({site} side of the seed's site-to-site VPN), swanctl.conf\n"
+            "connections {\n" + "".join(conns) + "}\nsecrets {\n" + "".join(secrets) + "}\n")
 
 
 def strongswan_conf(libipsec: bool, mode: str = "ipsec") -> str:
@@ -188,13 +195,10 @@ Subsystem sftp internal-sftp
 """
 
 
-def hosts_file(host: str) -> str:
-    from .topology import REPLICA_IP, SOURCE_IP
-    return f"""127.0.0.1\tlocalhost
-127.0.1.1\t{host}
-{SOURCE_IP}\taws-db
-{REPLICA_IP}\tonprem-db
-"""
+def hosts_file(host: str, databases: dict | None = None) -> str:
+    """/etc/hosts of a lab host: itself and every database by its lab address (a fleet lab's `databases`)."""
+    dbs = databases or DATABASES
+    return f"127.0.0.1\tlocalhost\n127.0.1.1\t{host}\n" + "".join(f"{d['ip']}\t{d['host']}\n" for d in dbs.values())
 
 
 def user_database(passwd: str, group: str, home: str) -> tuple[str, str, str]:
@@ -289,5 +293,5 @@ CREATE TABLE IF NOT EXISTS drpoc.heartbeat (
 """
 
 
-def lab_hostnames() -> list[str]:
-    return [h.name for h in HOSTS]
+def lab_hostnames(hosts=HOSTS) -> list[str]:
+    return [h.name for h in hosts]

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from .system import run
-from .topology import Paths, enter_command
+from .topology import Paths, Topology, build_topology, enter_command
 
 Progress = Callable[[str], None]
 
@@ -31,6 +31,21 @@ class LabContext:
         self.paths = paths or Paths()
         self._t0 = time.monotonic()
         self._progress = progress
+        self._topo: Topology | None = None
+
+    @property
+    def topo(self) -> Topology:
+        """The lab's hosts and sites: as built (`use_topology`), else as lab.json records (`sites`), else the
+        seed's two-site lab."""
+        if self._topo is None:
+            try:
+                self._topo = build_topology(int(self.read_state().get("sites") or 1))
+            except (TypeError, ValueError):
+                self._topo = build_topology(1)
+        return self._topo
+
+    def use_topology(self, topo: Topology) -> None:
+        self._topo = topo
 
     def say(self, msg: str) -> None:
         self._progress(f"[{time.monotonic() - self._t0:5.1f}s] {msg}")

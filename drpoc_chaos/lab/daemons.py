@@ -16,7 +16,7 @@ import sys
 from ..core.clock import wait_until
 from .context import LabContext
 from .system import LabError, pid_alive, which
-from .topology import CONNECTION, GATEWAYS, enter_command, published_ports
+from .topology import enter_command
 
 
 def spawn(ctx: LabContext, host: str, name: str, cmd: list[str]) -> int:
@@ -39,22 +39,32 @@ def start_strongswan(ctx: LabContext, mode: str = "ipsec") -> None:
         return
     # AWS answers (auto=add) and must have loaded the conn before on-prem initiates (docs/LAB.md, trap 1):
     # `ipsec start` returns before the config is loaded, so wait for the conn to be listed.
-    for site in ("aws", "onprem"):
-        host = GATEWAYS[site]["host"]
-        ctx.exec_in(host, ["ipsec", "start"], timeout=20)
+    # the hub first: a fleet's spokes then start in parallel (each gateway's `ipsec start` is its own process)
+    gateways = list(ctx.topo.gateways.values())
+    _start_stroke(ctx, gateways[:1])
+    _start_stroke(ctx, gateways[1:])
+    ctx.say("strongSwan charon started on every gateway (AWS answers, on-prem initiates)")
 
-        def conn_loaded(host: str = host) -> bool:  # this gateway, bound now (B023)
-            return f"{CONNECTION}:" in ctx.exec_in(host, ["ipsec", "statusall"], check=False, timeout=10).stdout
+
+def _start_stroke(ctx: LabContext, gateways: list) -> None:
+    for g in gateways:
+        ctx.exec_in(g["host"], ["ipsec", "start"], timeout=20)
+    for g in gateways:
+        host = g["host"]
+        conns = [t["connection"] for t in g["tunnels"]]
+
+        def conn_loaded(host: str = host, conns: list = conns) -> bool:  # this gateway, bound now (B023)
+            out = ctx.exec_in(host, ["ipsec", "statusall"], check=False, timeout=10).stdout
+            return all(f"{c}:" in out for c in conns)
 
         loaded, _ = wait_until(conn_loaded, 15, 0.05)
         if not loaded:
-            raise LabError(f"lab host {host}: charon did not load conn {CONNECTION} within 15s; "
+            raise LabError(f"lab host {host}: charon did not load conn {', '.join(conns)} within 15s; "
                            f"see `drpoc lab exec {host} -- ipsec statusall`")
         # `ipsec start` daemonises charon: its PID is in the host's own /run, copied to our pid file
         pid = _host_pid_file(ctx, host, "/run/charon.pid")
         if pid:
             ctx.write_pid(f"charon-{host}", pid)
-    ctx.say("strongSwan charon started on both gateways (AWS answers, on-prem initiates)")
 
 
 def start_charon_swanctl(ctx: LabContext) -> None:
@@ -62,8 +72,9 @@ def start_charon_swanctl(ctx: LabContext) -> None:
     the connection loaded over vici with `swanctl --load-all`. AWS loads first (it only answers), then on-prem,
     whose child has start_action = start and initiates as it loads."""
     charon = which("charon", extra=["/usr/lib/ipsec", "/usr/libexec/ipsec"]) or "/usr/lib/ipsec/charon"
-    for site in ("aws", "onprem"):
-        host = GATEWAYS[site]["host"]
+    for g in ctx.topo.gateways.values():
+        host = g["host"]
+        conns = [t["connection"] for t in g["tunnels"]]
         spawn(ctx, host, f"charon-{host}", [charon])
 
         def vici_up(host: str = host) -> bool:  # this gateway, bound now (B023)
@@ -73,11 +84,11 @@ def start_charon_swanctl(ctx: LabContext) -> None:
             raise LabError(f"lab host {host}: charon's vici socket did not answer within 15s; see "
                            f"{ctx.paths.run / f'charon-{host}.log'}")
         r = ctx.exec_in(host, ["swanctl", "--load-all"], check=False, timeout=20)
-        if r.returncode != 0 or f"loaded connection '{CONNECTION}'" not in r.stdout:
+        if r.returncode != 0 or any(f"loaded connection '{c}'" not in r.stdout for c in conns):
             said = [line for line in (r.stdout + r.stderr).splitlines() if not line.startswith("plugin '")]
-            raise LabError(f"lab host {host}: `swanctl --load-all` did not load connection {CONNECTION}: "
+            raise LabError(f"lab host {host}: `swanctl --load-all` did not load connection {', '.join(conns)}: "
                            + " | ".join(said[-4:]))
-    ctx.say("strongSwan charon started on both gateways, swanctl.conf loaded over vici (AWS answers, on-prem "
+    ctx.say("strongSwan charon started on every gateway, swanctl.conf loaded over vici (AWS answers, on-prem "
             "initiates)")
 
 
@@ -123,7 +134,7 @@ def wait_mariadb(ctx: LabContext, host: str, timeout: float = 60) -> None:
 def start_publisher(ctx: LabContext) -> None:
     """The relay of publish.py: listens on 127.0.0.1 and connects inside the lab hosts' network namespaces, so the
     root namespace needs no route to the lab. Returns once it has printed "ready" (every port is bound)."""
-    spec = [[lp, f"/run/netns/{host}", tp] for lp, host, tp in published_ports()]
+    spec = [[lp, f"/run/netns/{host}", tp] for lp, host, tp in ctx.topo.published_ports()]
     spec_file = ctx.paths.run / "publish.json"
     spec_file.write_text(json.dumps(spec))
     log = open(ctx.paths.run / "publish.log", "ab")

@@ -22,10 +22,15 @@ from ..services.context import inventory
 from .context import LabContext
 from .daemons import spawn, wait_mariadb
 from .system import LabError, pid_alive, run, which
-from .topology import GATEWAYS, HOSTS, Paths
+from .topology import Paths, Topology
 
 # the activities (undo_lab_faults is for `drpoc recover`)
 __all__ = ["block_inbound_ike", "unblock_inbound_ike", "lose_source", "bring_source_back"]
+
+
+def _topo() -> Topology:
+    """The running lab's topology (lab.json says how many sites it has)."""
+    return LabContext().topo
 
 
 def _lab_site(inv: Inventory, site: str) -> str | None:
@@ -34,7 +39,7 @@ def _lab_site(inv: Inventory, site: str) -> str | None:
     host = inv.host(inv.gateway(site).host)
     if host.address not in ("127.0.0.1", "localhost"):
         return None
-    return next((h.site for h in HOSTS if h.role == "gateway" and h.ssh_port == host.port), None)
+    return next((h.site for h in _topo().hosts if h.role == "gateway" and h.ssh_port == host.port), None)
 
 
 def is_lab(inv: Inventory) -> bool:
@@ -80,7 +85,8 @@ def block_inbound_ike(from_site: str = "fault", to_site: str = "peer", seconds: 
         if lab_site is None:
             raise ActivityFailed(f"block_inbound_ike: site {word!r} is not a lab gateway")
         lab_sites.append(lab_site)
-    src, dst = GATEWAYS[lab_sites[0]]["wan_ip"], GATEWAYS[lab_sites[1]]["wan_ip"]
+    gateways = _topo().gateways
+    src, dst = gateways[lab_sites[0]]["wan_ip"], gateways[lab_sites[1]]["wan_ip"]
     try:
         seconds = max(1, int(float(seconds)))
     except (TypeError, ValueError):
@@ -127,7 +133,7 @@ _ISOLATE_TABLE = "drpoc_isolate"
 def _source_host(inv: Inventory) -> str:
     """The lab host of the inventory's source database (recognised by its published MySQL port)."""
     src = inv.source
-    for h in HOSTS:
+    for h in _topo().hosts:
         if h.role == "database" and h.mysql_port == src.port and src.address in ("127.0.0.1", "localhost"):
             return h.name
     raise ActivityFailed(f"the source {src} is not a lab database: the lab's loss modes act on the lab only")

@@ -16,17 +16,7 @@ from ..services.gateway_helper import SCRIPT_NAME
 from ..vpn.status import VpnStatusParseError, parse_ipsec_statusall, parse_swanctl_list_sas
 from .context import LabContext, netns_exists
 from .system import LabError, pid_alive, run
-from .topology import (
-    CONNECTION,
-    DATABASES,
-    GATEWAYS,
-    HELPER_DIR,
-    HOSTS,
-    HOSTS_BY_NAME,
-    LAB_HOST_NAMES,
-    SWANCTL_CHILD,
-    published_ports,
-)
+from .topology import HELPER_DIR, spoke_child
 
 
 def ipsec_mode(ctx: LabContext) -> str:
@@ -34,8 +24,10 @@ def ipsec_mode(ctx: LabContext) -> str:
     return str(ctx.read_state().get("ipsec_mode") or "ipsec")
 
 
-def tunnel_state(ctx: LabContext, host: str, mode: str | None = None) -> dict:
-    site = HOSTS_BY_NAME[host].site
+def tunnel_state(ctx: LabContext, host: str, mode: str | None = None, connection: str | None = None) -> dict:
+    """The tunnel of `connection` (default: the gateway's first; a spoke has one) as `host` reports it."""
+    h = ctx.topo.hosts_by_name.get(host)
+    site = h.site if h and h.role == "gateway" else None
     if site is None:
         raise ValueError(f"lab host {host} is not a VPN gateway")
     mode = mode or ipsec_mode(ctx)
@@ -47,16 +39,17 @@ def tunnel_state(ctx: LabContext, host: str, mode: str | None = None) -> dict:
         st = parse_ipsec_statusall(r.stdout) if mode == "ipsec" else parse_swanctl_list_sas(r.stdout)
     except VpnStatusParseError as exc:
         return {"state": "unknown", "error": str(exc)}
-    g = GATEWAYS[site]
-    child = SWANCTL_CHILD if mode == "swanctl" else CONNECTION
-    state = st.tunnel_state(CONNECTION, [g["local"]], [g["remote"]], child_name=child)
+    tunnels = ctx.topo.gateways[site]["tunnels"]
+    t = next((t for t in tunnels if t["connection"] == connection), tunnels[0])
+    k = next(k for k in range(1, ctx.topo.spokes + 1) if t["remote"] == f"192.168.{63 + k}.0/24"
+             or t["local"] == f"192.168.{63 + k}.0/24")
+    state = st.tunnel_state(t["connection"], [t["local"]], [t["remote"]], child_name=spoke_child(k, mode))
     sas = (f"{st.up_count} up, {st.connecting_count} connecting" if mode == "ipsec"
            else f"{len(st.ike_sas)} IKE_SA(s)")
     return {"state": state, "sas": sas, "control": mode}
 
 
-def replica_state(ctx: LabContext) -> dict:
-    host = DATABASES["onprem"]["host"]
+def replica_state(ctx: LabContext, host: str = "onprem-db") -> dict:
     r = ctx.sql(host, "SHOW REPLICA STATUS\\G", check=False, timeout=10, column_names=True)
     if r.returncode != 0:
         return {"io": None, "sql": None, "error": (r.stderr or "").strip()[:200]}
@@ -92,7 +85,7 @@ def wan_counters() -> dict:
 def daemon_states(ctx: LabContext) -> dict:
     """daemon@host -> alive, by the PIDs daemons.py recorded."""
     out = {}
-    for h in HOSTS:
+    for h in ctx.topo.hosts:
         if h.ssh_port:
             out[f"sshd@{h.name}"] = pid_alive(ctx.read_pid(f"sshd-{h.name}"))
         if h.role == "gateway":
@@ -105,7 +98,7 @@ def daemon_states(ctx: LabContext) -> dict:
 
 def check(ctx: LabContext, mode: str | None = None) -> dict:
     problems = []
-    hosts = {h: netns_exists(h) for h in LAB_HOST_NAMES}
+    hosts = {h: netns_exists(h) for h in ctx.topo.host_names}
     problems += [f"namespace {h} missing" for h, ok in hosts.items() if not ok]
     if not all(hosts.values()):
         return {"healthy": False, "problems": problems, "hosts": hosts, "daemons": {}, "tunnels": {},
@@ -113,23 +106,39 @@ def check(ctx: LabContext, mode: str | None = None) -> dict:
     daemons = daemon_states(ctx)
     problems += [f"{d} not running" for d, ok in daemons.items() if not ok]
     mode = mode or ipsec_mode(ctx)
-    tunnels = {GATEWAYS[s]["host"]: tunnel_state(ctx, GATEWAYS[s]["host"], mode) for s in ("aws", "onprem")}
+    tunnels = {}
+    for g in ctx.topo.gateways.values():
+        for t in g["tunnels"]:
+            # the seed's lab keys its two tunnels by gateway; a fleet hub's by gateway and connection
+            key = g["host"] if len(g["tunnels"]) == 1 else f"{g['host']} {t['connection']}"
+            tunnels[key] = tunnel_state(ctx, g["host"], mode, t["connection"])
     problems += [f"tunnel on {h} is {t['state']}" for h, t in tunnels.items() if t["state"] != "up"]
-    replica = replica_state(ctx) if daemons.get("mariadbd@onprem-db") else {}
-    if replica.get("io") != "Yes" or replica.get("sql") != "Yes":
-        problems.append(f"replica IO={replica.get('io')} SQL={replica.get('sql')}")
-    return {"healthy": not problems, "problems": problems, "hosts": hosts, "daemons": daemons,
-            "tunnels": tunnels, "replica": replica}
+    replicas = {}
+    for d in ctx.topo.databases.values():
+        if d["role"] != "replica":
+            continue
+        rep = replica_state(ctx, d["host"]) if daemons.get(f"mariadbd@{d['host']}") else {}
+        replicas[d["host"]] = rep
+        if rep.get("io") != "Yes" or rep.get("sql") != "Yes":
+            name = "replica" if ctx.topo.spokes == 1 else f"replica {d['host']}"
+            problems.append(f"{name} IO={rep.get('io')} SQL={rep.get('sql')}")
+    out = {"healthy": not problems, "problems": problems, "hosts": hosts, "daemons": daemons,
+           "tunnels": tunnels, "replica": replicas.get("onprem-db", {})}
+    if ctx.topo.spokes > 1:
+        out["replicas"] = replicas
+    return out
 
 
 def wait_healthy(ctx: LabContext, timeout: float, mode: str | None = None) -> None:
     """Until healthy and the replica has received testdb.ping (the source's bootstrap reached it)."""
     healthy, h = wait_until(lambda: check(ctx, mode), timeout, 0.2,
-                            done=lambda h: bool(h["healthy"] and h["replica"].get("ping_table")))
+                            done=lambda h: bool(h["healthy"] and all(
+                                r.get("ping_table") for r in h.get("replicas", {"_": h["replica"]}).values())))
     if not healthy:
         raise LabError("the lab did not become healthy within {:.0f}s: {}".format(
             timeout, "; ".join(h["problems"]) or "replica has not received testdb.ping"))
-    ctx.say("tunnel ESTABLISHED/INSTALLED on both gateways; replica IO and SQL running")
+    ctx.say("tunnel ESTABLISHED/INSTALLED on every gateway; replica IO and SQL running"
+            + (f" on all {ctx.topo.spokes} replicas" if ctx.topo.spokes > 1 else ""))
 
 
 def status(ctx: LabContext) -> dict:
@@ -138,8 +147,9 @@ def status(ctx: LabContext) -> dict:
     state = ctx.read_state()
     h = check(ctx)
     return {"up": ctx.paths.lab_json.exists(), "esp_mode": state.get("esp_mode"), "knobs": state.get("knobs"),
+            "sites": ctx.topo.spokes,
             "ipsec_mode": state.get("ipsec_mode") or ("ipsec" if state else None),
             "inventory": str(ctx.paths.inventory) if ctx.paths.inventory.exists() else None,
             "published": [{"port": lp, "host": host, "service": "ssh" if tp == 22 else "mysql"}
-                          for lp, host, tp in published_ports()],
+                          for lp, host, tp in ctx.topo.published_ports()],
             "wan_counters": wan_counters() if h["hosts"].get("wan") else {}, **h}

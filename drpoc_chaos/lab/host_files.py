@@ -16,7 +16,7 @@ from pathlib import Path
 from ..services.gateway_helper import SCRIPT_NAME, script_text
 from . import configs
 from .context import LabContext
-from .topology import DATABASES, HELPER_DIR, HOSTS, Host, LabSettings, Paths
+from .topology import HELPER_DIR, Host, LabSettings, Paths, Topology
 
 
 def write_host_files(ctx: LabContext, settings: LabSettings, libipsec: bool) -> None:
@@ -32,29 +32,31 @@ def write_host_files(ctx: LabContext, settings: LabSettings, libipsec: bool) -> 
     sud.mkdir(exist_ok=True)
     (sud / "drpoc-lab").write_text(configs.sudoers())
     os.chmod(sud / "drpoc-lab", 0o440)
-    for h in HOSTS:
+    topo = ctx.topo
+    for h in topo.hosts:
         if not h.has_mount_ns:
             continue
         d = p.host_etc(h.name)
         d.mkdir(parents=True, exist_ok=True)
-        (d / "hosts").write_text(configs.hosts_file(h.name))
+        (d / "hosts").write_text(configs.hosts_file(h.name, topo.databases))
         (d / "sshd_config").write_text(configs.sshd_config(
             str(p.host_dir(h.name) / "ssh_host_ed25519_key"), str(p.ssh / "authorized_keys")))
         if h.role == "gateway" and h.site is not None:  # every gateway is in a site
-            (d / "ipsec.conf").write_text(configs.ipsec_conf(h.site))
-            (d / "ipsec.secrets").write_text(configs.ipsec_secrets(h.site, ctx.secret("psk")))
+            gw = topo.gateways[h.site]
+            (d / "ipsec.conf").write_text(configs.ipsec_conf(h.site, gw))
+            (d / "ipsec.secrets").write_text(configs.ipsec_secrets(h.site, ctx.secret("psk"), gw))
             os.chmod(d / "ipsec.secrets", 0o600)
             (d / "strongswan.conf").write_text(configs.strongswan_conf(libipsec, settings.ipsec))
             sw = d / "swanctl"
             for sub in ("conf.d", "x509", "x509ca", "private", "rsa", "ecdsa", "pkcs8", "pkcs12", "pubkey"):
                 (sw / sub).mkdir(parents=True, exist_ok=True)
-            conf = configs.swanctl_conf(h.site, ctx.secret("psk"), settings.child()) \
+            conf = configs.swanctl_conf(h.site, ctx.secret("psk"), settings.child(), gw) \
                 if settings.ipsec == "swanctl" else "# drpoc lab: this gateway runs ipsec.conf (stroke)\n"
             (sw / "swanctl.conf").write_text(conf)
             os.chmod(sw / "swanctl.conf", 0o600)
             install_helper(p, h.name)
         if h.role == "database" and h.site is not None:  # every database is in a site
-            db = DATABASES[h.site]
+            db = topo.databases[h.site]
             (d / "mysql").mkdir(exist_ok=True)
             (d / "mysql" / "my.cnf").write_text(configs.mariadb_cnf(
                 h.name, str(p.datadir(h.name)), db["server_id"], db["role"], settings.knobs))
@@ -84,10 +86,10 @@ def install_helper(p: Paths, host: str) -> Path:
     return target
 
 
-def refresh_helpers(p: Paths) -> list[str]:
+def refresh_helpers(p: Paths, topo: Topology) -> list[str]:
     """Re-install the helper on every gateway whose copy is not this version's script; returns their names."""
     out = []
-    for h in HOSTS:
+    for h in topo.hosts:
         if h.role != "gateway":
             continue
         target = p.host_sbin(h.name) / SCRIPT_NAME

@@ -13,12 +13,12 @@ import secrets as _secrets
 from pathlib import Path
 
 from .system import run
-from .topology import HOSTS, LOGIN_UID, LOGIN_USER, NOSUDO_UID, NOSUDO_USER, Paths
+from .topology import HOSTS, LOGIN_UID, LOGIN_USER, NOSUDO_UID, NOSUDO_USER, Host, Paths
 
 SECRET_FILES = ("mysql_password", "repl_password", "psk")
 
 
-def ensure_secrets_and_keys(p: Paths) -> None:
+def ensure_secrets_and_keys(p: Paths, hosts: tuple[Host, ...] = HOSTS) -> None:
     p.secrets.mkdir(parents=True, exist_ok=True)
     os.chmod(p.secrets, 0o700)
     for name in SECRET_FILES:
@@ -37,7 +37,7 @@ def ensure_secrets_and_keys(p: Paths) -> None:
         (home / user).mkdir(parents=True, exist_ok=True)
         os.chown(home / user, uid, uid)
     known = []
-    for h in HOSTS:
+    for h in hosts:
         if not h.ssh_port:
             continue
         key = p.host_dir(h.name) / "ssh_host_ed25519_key"

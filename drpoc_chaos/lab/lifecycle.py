@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from . import bootstrap, daemons, health, host_files, inventory_file, keys, namespaces, teardown
 from .context import LabContext, Progress
 from .system import LabError, pid_alive, preflight
-from .topology import DATABASES, HOSTS, LabSettings, Paths, ReplicaKnobs, published_ports
+from .topology import LabSettings, Paths, ReplicaKnobs, build_topology
 
 # LabSettings, Paths, ReplicaKnobs and LabError are imported from here by tests and tools: keep them exported.
 __all__ = ["Lab", "LabError", "LabSettings", "Paths", "Progress", "ReplicaKnobs"]
@@ -40,8 +40,10 @@ class Lab(LabContext):
     def up(self, settings: LabSettings | None = None) -> dict:
         settings = settings or LabSettings()
         settings.knobs.validate()
+        running_sites = int(self.read_state().get("sites") or 1) if self.paths.lab_json.exists() else None
+        self.use_topology(build_topology(settings.sites))
         ours = bool(self.read_pid("publish") and pid_alive(self.read_pid("publish")))
-        problems = preflight([p for p, _, _ in published_ports()], our_ports_in_use=ours)
+        problems = preflight([p for p, _, _ in self.topo.published_ports()], our_ports_in_use=ours)
         if problems:
             raise LabError("the lab cannot start:\n" + "\n".join(f"  - {p}" for p in problems))
         if self.paths.lab_json.exists():
@@ -52,9 +54,13 @@ class Lab(LabContext):
                 self.say(f"lab is up in {running_mode} mode: rebuilding it in {settings.ipsec} mode")
                 self.down(quiet=True)
                 return self._build_or_clean(settings)
+            if running_sites != settings.sites:
+                self.say(f"lab is up with {running_sites} on-prem site(s): rebuilding it with {settings.sites}")
+                self.down(quiet=True)
+                return self._build_or_clean(settings)
             if now["healthy"]:
                 # a lab left up by an older drpoc-chaos keeps its gateway helper: bring it to this version's
-                refreshed = host_files.refresh_helpers(self.paths)
+                refreshed = host_files.refresh_helpers(self.paths, self.topo)
                 if refreshed:
                     self.say(f"gateway helper updated on {', '.join(refreshed)}")
             if now["healthy"] and state.get("knobs") == settings.knobs.__dict__:
@@ -65,7 +71,7 @@ class Lab(LabContext):
                 bootstrap.apply_knobs(self, settings.knobs)
                 state["knobs"] = settings.knobs.__dict__
                 self.paths.lab_json.write_text(json.dumps(state, indent=2))
-                inventory_file.write_inventory(self.paths, running_mode)
+                inventory_file.write_inventory(self.paths, running_mode, self.topo)
                 return {"changed": True, **self.health()}
         left = self.leftovers()
         if left:
@@ -88,44 +94,52 @@ class Lab(LabContext):
         os.chmod(p.state, 0o755)
         esp = namespaces.detect_esp(settings.esp_mode)
         self.say(f"ESP data path: {esp} ({'kernel ESP' if esp == 'kernel' else 'strongSwan kernel-libipsec on TUN'})")
-        keys.ensure_secrets_and_keys(p)
-        namespaces.create_network()
-        self.say("network: 5 namespaces, 4 links, routes, blackholes, WAN counters")
+        topo = self.topo
+        keys.ensure_secrets_and_keys(p, topo.hosts)
+        namespaces.create_network(topo)
+        self.say(f"network: {len(topo.hosts)} namespaces, {len(topo.links)} links, routes, blackholes, WAN counters")
         host_files.write_host_files(self, settings, libipsec=(esp == "libipsec"))
-        namespaces.mount_namespaces(p, {h.name: host_files.etc_binds(p, h) for h in HOSTS if h.has_mount_ns})
+        namespaces.mount_namespaces(p, {h.name: host_files.etc_binds(p, h) for h in topo.hosts if h.has_mount_ns})
         self.say("hosts: mount + UTS namespaces with their own /run, /sys and /etc files")
+        databases = topo.database_hosts
         with ThreadPoolExecutor(max_workers=4) as pool:
-            db_jobs = [pool.submit(bootstrap.prepare_datadir, self, DATABASES[s]["host"]) for s in ("aws", "onprem")]
-            for h in HOSTS:
+            db_jobs = [pool.submit(bootstrap.prepare_datadir, self, host) for host in databases]
+            for h in topo.hosts:
                 if h.ssh_port:
                     daemons.start_sshd(self, h.name)
-            self.say("sshd started on the four hosts")
+            self.say(f"sshd started on the {sum(1 for h in topo.hosts if h.ssh_port)} hosts")
             daemons.start_strongswan(self, settings.ipsec)
             fresh = [j.result() for j in db_jobs]
         self.say("MariaDB data directories ready" + (" (initialised)" if any(fresh) else " (reused)"))
-        for s in ("aws", "onprem"):
-            daemons.start_mariadb(self, DATABASES[s]["host"])
+        for host in databases:
+            daemons.start_mariadb(self, host)
         daemons.start_publisher(self)
-        self.say("published on 127.0.0.1: " + ", ".join(f"{h}:{tp}->{lp}" for lp, h, tp in published_ports()))
-        daemons.wait_mariadb(self, "aws-db")
-        daemons.wait_mariadb(self, "onprem-db")
-        if not any(fresh) and not bootstrap.in_lab_topology(self):
-            # a failover drill interrupted before it finished (its record on the gateway went with `lab down`):
-            # the lab's data is disposable, its pair is not — start both from empty directories
-            self.say("the databases were left in another topology (an interrupted failover drill?): rebuilding both")
-            for host in (DATABASES["aws"]["host"], DATABASES["onprem"]["host"]):
+        self.say("published on 127.0.0.1: " + ", ".join(f"{h}:{tp}->{lp}" for lp, h, tp in topo.published_ports()))
+        for host in databases:
+            daemons.wait_mariadb(self, host)
+        mixed = any(fresh) and not all(fresh)
+        if mixed or (not any(fresh) and not bootstrap.in_lab_topology(self)):
+            # an interrupted failover drill (its record on the gateway went with `lab down`) leaves the databases in
+            # another topology; a new spoke's empty replica under a reused source could not replicate history the
+            # source may have reset. The lab's data is disposable, its replication is not: start every database
+            # from an empty directory.
+            self.say("the databases were left in another topology (an interrupted failover drill?): rebuilding them"
+                     if not mixed else "new sites next to reused databases: rebuilding every database")
+            for host in databases:
                 daemons.stop_mariadb(self, host)
                 (p.host_dir(host) / "bootstrapped").unlink(missing_ok=True)
-                bootstrap.prepare_datadir(self, host)
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                list(pool.map(lambda host: bootstrap.prepare_datadir(self, host), databases))
+            for host in databases:
                 daemons.start_mariadb(self, host)
-            daemons.wait_mariadb(self, "aws-db")
-            daemons.wait_mariadb(self, "onprem-db")
+            for host in databases:
+                daemons.wait_mariadb(self, host)
         bootstrap.bootstrap_replication(self, settings.knobs)
-        health.wait_healthy(self, timeout=60, mode=settings.ipsec)
+        health.wait_healthy(self, timeout=60 + 15 * topo.spokes, mode=settings.ipsec)
         state = {"esp_mode": esp, "ipsec_mode": settings.ipsec, "knobs": settings.knobs.__dict__,
-                 "started": time.time()}
+                 "sites": topo.spokes, "started": time.time()}
         p.lab_json.write_text(json.dumps(state, indent=2))
-        inventory_file.write_inventory(p, settings.ipsec)
+        inventory_file.write_inventory(p, settings.ipsec, topo)
         self.say(f"lab is up; inventory at {p.inventory}")
         return {"changed": True, **self.health()}
 
@@ -152,7 +166,7 @@ class Lab(LabContext):
     def down(self, quiet: bool = False) -> dict:
         say = (lambda m: None) if quiet else self.say
         removed = teardown.stop_processes(self)
-        removed += namespaces.remove_namespaces(self.paths)
+        removed += namespaces.remove_namespaces(self.paths, teardown.lab_namespaces(self))
         removed += teardown.remove_run_dir(self.paths)
         say("lab is down" + (": removed " + ", ".join(removed) if removed else ": nothing was up"))
         return {"removed": removed}

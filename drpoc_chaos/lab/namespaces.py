@@ -15,7 +15,7 @@ from pathlib import Path
 from . import configs
 from .context import netns_exists
 from .system import run
-from .topology import HOSTS, LAB_HOST_NAMES, LINKS, Paths
+from .topology import TWO_SITES, Paths, Topology
 
 ESP_PROBE_NETNS = "drpoc-espprobe"
 
@@ -37,8 +37,9 @@ def detect_esp(mode: str) -> str:
         run(["ip", "netns", "del", probe], check=False)
 
 
-def create_network() -> None:
+def create_network(topo: Topology = TWO_SITES) -> None:
     """Network namespaces, veth links, addresses, routes (blackholes included), forwarding, the WAN's nft table."""
+    HOSTS, LINKS = topo.hosts, topo.links
     for h in HOSTS:
         run(["ip", "netns", "add", h.name], what="create namespaces")
     for link in LINKS:
@@ -83,7 +84,7 @@ def mount_namespaces(p: Paths, binds: dict[str, list[tuple[Path, str]]]) -> None
             what=f"mount namespace of {host}")
 
 
-def remove_namespaces(p: Paths) -> list[str]:
+def remove_namespaces(p: Paths, names: list[str]) -> list[str]:
     """Unmount the namespace files, delete the network namespaces (and a probe left behind). Run it after every
     process in them is gone. Returns what was removed, for the `lab down` message."""
     removed: list[str] = []
@@ -92,7 +93,7 @@ def remove_namespaces(p: Paths) -> list[str]:
         for f in sorted(ns_dir.iterdir()):
             run(["umount", str(f)], check=False)
         run(["umount", "-l", str(ns_dir)], check=False)
-    for h in LAB_HOST_NAMES:
+    for h in names:
         if netns_exists(h):
             run(["ip", "netns", "del", h], check=False)
             removed.append(f"namespace {h}")

@@ -15,11 +15,22 @@ from pathlib import Path
 from ..core.clock import wait_until
 from .context import LabContext, netns_exists
 from .system import pid_alive
-from .topology import LAB_HOST_NAMES, Paths
+from .topology import Paths, lab_host_name
+
+
+def lab_namespaces(ctx: LabContext) -> list[str]:
+    """The lab's hosts as built (lab.json), and any other namespace the lab names (a fleet lab of another size, or
+    one whose lab.json is gone)."""
+    names = list(ctx.topo.host_names)
+    try:
+        names += sorted(n for n in os.listdir("/run/netns") if lab_host_name(n) and n not in names)
+    except OSError:
+        pass
+    return names
 
 
 def leftovers(ctx: LabContext) -> list[str]:
-    found = [f"namespace {h}" for h in LAB_HOST_NAMES if netns_exists(h)]
+    found = [f"namespace {h}" for h in lab_namespaces(ctx) if netns_exists(h)]
     if ctx.paths.run.exists():
         found.append(str(ctx.paths.run))
     if ctx.read_pid("publish") and pid_alive(ctx.read_pid("publish")):
@@ -37,7 +48,7 @@ def stop_processes(ctx: LabContext) -> list[str]:
     if pub:
         os.kill(pub, signal.SIGTERM)
         removed.append(f"publisher pid {pub}")
-    pids = lab_processes(ctx.paths)
+    pids = lab_processes(ctx.paths, lab_namespaces(ctx))
     for pid in pids:
         try:
             os.kill(pid, signal.SIGTERM)  # mariadbd shuts down cleanly on TERM: the next warm up is fast
@@ -66,9 +77,9 @@ def remove_run_dir(p: Paths) -> list[str]:
     return removed
 
 
-def _lab_namespace_inodes(p: Paths) -> set[tuple[int, int]]:
+def _lab_namespace_inodes(p: Paths, names: list[str]) -> set[tuple[int, int]]:
     inodes = set()
-    for h in LAB_HOST_NAMES:
+    for h in names:
         for f in (Path(f"/run/netns/{h}"), p.mnt_ns(h)):
             try:
                 # a mounted namespace file stats as the nsfs inode that /proc/PID/ns/* shows;
@@ -80,10 +91,10 @@ def _lab_namespace_inodes(p: Paths) -> set[tuple[int, int]]:
     return inodes
 
 
-def lab_processes(p: Paths) -> list[int]:
-    """PIDs of every process living in a lab namespace: all were started by the lab (or by someone entering a
-    lab host), none belongs to the machine."""
-    inodes = _lab_namespace_inodes(p)
+def lab_processes(p: Paths, names: list[str]) -> list[int]:
+    """PIDs of every process living in one of the lab namespaces `names`: all were started by the lab (or by
+    someone entering a lab host), none belongs to the machine."""
+    inodes = _lab_namespace_inodes(p, names)
     if not inodes:
         return []
     pids = []

@@ -96,35 +96,57 @@ def _port(env: str, default: int) -> int:
 SSH_PORT_BASE = _port("DRPOC_LAB_SSH_PORT_BASE", 2201)
 MYSQL_PORT_BASE = _port("DRPOC_LAB_MYSQL_PORT_BASE", 33061)
 
-HOSTS: tuple[Host, ...] = (
-    Host("wan", "router", None,
-         routes=("blackhole 10.0.0.0/8", "blackhole 172.16.0.0/12", "blackhole 192.168.0.0/16"), forward=True),
-    Host("aws-vpn", "gateway", "aws", ssh_port=SSH_PORT_BASE,
-         routes=("default via 198.51.100.254", f"blackhole {ONPREM_SUBNET}"), forward=True),
-    Host("aws-db", "database", "aws", ssh_port=SSH_PORT_BASE + 1, mysql_port=MYSQL_PORT_BASE,
-         routes=("default via 10.20.11.10",)),
-    Host("onprem-vpn", "gateway", "onprem", ssh_port=SSH_PORT_BASE + 2,
-         routes=("default via 203.0.113.254", f"blackhole {AWS_SUBNET}"), forward=True),
-    Host("onprem-db", "database", "onprem", ssh_port=SSH_PORT_BASE + 3, mysql_port=MYSQL_PORT_BASE + 1,
-         routes=("default via 192.168.64.1",)),
-)
-HOSTS_BY_NAME = {h.name: h for h in HOSTS}
-LAB_HOST_NAMES = tuple(h.name for h in HOSTS)
+# A fleet lab (`drpoc lab up --sites N`): the AWS hub and N on-prem spokes. Spoke 1 is the seed's on-prem site
+# (its names and addresses); spoke k (k >= 2) is `onprem<k>`, LAN 192.168.(63+k).0/24, replica at .15, WAN address
+# in its own /30 of 192.0.2.0/24 (a documentation range, like the seed's two WAN networks).
+MAX_SITES = 16
 
-LINKS: tuple[Link, ...] = (
-    Link("aws-vpn", "wan0", f"{AWS_WAN_IP}/24", "wan", "aws0", "198.51.100.254/24"),
-    Link("onprem-vpn", "wan0", f"{ONPREM_WAN_IP}/24", "wan", "onprem0", "203.0.113.254/24"),
-    Link("aws-vpn", "lan0", "10.20.11.10/24", "aws-db", "eth0", f"{SOURCE_IP}/24"),
-    Link("onprem-vpn", "lan0", "192.168.64.1/24", "onprem-db", "eth0", f"{REPLICA_IP}/24"),
-)
 
-class GatewaySpec(TypedDict):
-    host: str
-    wan_ip: str
+def spoke_site(k: int) -> str:
+    return "onprem" if k == 1 else f"onprem{k}"
+
+
+def spoke_connection(k: int) -> str:
+    return CONNECTION if k == 1 else f"{spoke_site(k)}-aws"
+
+
+def spoke_child(k: int, mode: str) -> str:
+    """The CHILD_SA's name: the connection's in ipsec mode; named apart in swanctl mode (spoke 1: SWANCTL_CHILD)."""
+    return spoke_connection(k) + ("-net" if mode == "swanctl" else "")
+
+
+def spoke_subnet(k: int) -> str:
+    return f"192.168.{63 + k}.0/24"
+
+
+def _spoke_lan(k: int, host: int) -> str:
+    return f"192.168.{63 + k}.{host}"
+
+
+def _spoke_wan(k: int) -> tuple[str, str]:
+    """(gateway address, router address) of spoke k's WAN link, /24 for spoke 1 (the seed's), /30 after."""
+    if k == 1:
+        return ONPREM_WAN_IP, "203.0.113.254"
+    base = 4 * (k - 2)
+    return f"192.0.2.{base + 1}", f"192.0.2.{base + 2}"
+
+
+class TunnelSpec(TypedDict):
+    connection: str
     peer_ip: str
     local: str
     remote: str
     auto: str
+
+
+class GatewaySpec(TypedDict):
+    host: str
+    wan_ip: str
+    peer_ip: str  # the first tunnel's peer (a spoke has one tunnel; the hub one per spoke)
+    local: str
+    remote: str
+    auto: str
+    tunnels: list[TunnelSpec]
 
 
 class DatabaseSpec(TypedDict):
@@ -134,17 +156,105 @@ class DatabaseSpec(TypedDict):
     ip: str
 
 
-GATEWAYS: dict[str, GatewaySpec] = {
-    "aws": {"host": "aws-vpn", "wan_ip": AWS_WAN_IP, "peer_ip": ONPREM_WAN_IP, "local": AWS_SUBNET,
-            "remote": ONPREM_SUBNET, "auto": "add"},
-    # On-prem initiates; AWS only answers. Two initiators race and one gets NO_PROPOSAL_CHOSEN (docs/LAB.md, trap 1).
-    "onprem": {"host": "onprem-vpn", "wan_ip": ONPREM_WAN_IP, "peer_ip": AWS_WAN_IP, "local": ONPREM_SUBNET,
-               "remote": AWS_SUBNET, "auto": "start"},
-}
-DATABASES: dict[str, DatabaseSpec] = {
-    "aws": {"host": "aws-db", "role": "source", "server_id": 1, "ip": SOURCE_IP},
-    "onprem": {"host": "onprem-db", "role": "replica", "server_id": 2, "ip": REPLICA_IP},
-}
+@dataclass(frozen=True)
+class Topology:
+    """The lab's hosts, links, gateways (by site) and databases (by site) for `spokes` on-prem sites."""
+
+    spokes: int
+    hosts: tuple[Host, ...]
+    links: tuple[Link, ...]
+    gateways: dict[str, GatewaySpec]
+    databases: dict[str, DatabaseSpec]
+
+    @property
+    def hosts_by_name(self) -> dict[str, Host]:
+        return {h.name: h for h in self.hosts}
+
+    @property
+    def host_names(self) -> tuple[str, ...]:
+        return tuple(h.name for h in self.hosts)
+
+    @property
+    def spoke_sites(self) -> tuple[str, ...]:
+        return tuple(spoke_site(k) for k in range(1, self.spokes + 1))
+
+    @property
+    def database_hosts(self) -> tuple[str, ...]:
+        return tuple(d["host"] for d in self.databases.values())
+
+    def published_ports(self) -> list[tuple[int, str, int]]:
+        """(port on 127.0.0.1, lab host, port inside the host) for every published service."""
+        out = []
+        for h in self.hosts:
+            if h.ssh_port:
+                out.append((h.ssh_port, h.name, 22))
+            if h.mysql_port:
+                out.append((h.mysql_port, h.name, 3306))
+        return out
+
+
+def build_topology(spokes: int = 1) -> Topology:
+    """The lab for `spokes` on-prem sites (1 = the seed's two-site lab, exactly as before)."""
+    if not 1 <= spokes <= MAX_SITES:
+        raise ValueError(f"--sites must be 1 to {MAX_SITES}, got {spokes}")
+    spoke_ks = range(1, spokes + 1)
+    hosts: list[Host] = [
+        Host("wan", "router", None,
+             routes=("blackhole 10.0.0.0/8", "blackhole 172.16.0.0/12", "blackhole 192.168.0.0/16"), forward=True),
+        # without its tunnel a spoke's LAN must be unreachable, not routed to the WAN: one blackhole per spoke
+        Host("aws-vpn", "gateway", "aws", ssh_port=SSH_PORT_BASE,
+             routes=("default via 198.51.100.254", *(f"blackhole {spoke_subnet(k)}" for k in spoke_ks)),
+             forward=True),
+        Host("aws-db", "database", "aws", ssh_port=SSH_PORT_BASE + 1, mysql_port=MYSQL_PORT_BASE,
+             routes=("default via 10.20.11.10",)),
+    ]
+    links: list[Link] = [Link("aws-vpn", "wan0", f"{AWS_WAN_IP}/24", "wan", "aws0", "198.51.100.254/24"),
+                         Link("aws-vpn", "lan0", "10.20.11.10/24", "aws-db", "eth0", f"{SOURCE_IP}/24")]
+    gateways: dict[str, GatewaySpec] = {}
+    databases: dict[str, DatabaseSpec] = {"aws": {"host": "aws-db", "role": "source", "server_id": 1,
+                                                  "ip": SOURCE_IP}}
+    hub_tunnels: list[TunnelSpec] = []
+    for k in spoke_ks:
+        site = spoke_site(k)
+        wan_ip, router_ip = _spoke_wan(k)
+        prefix = 24 if k == 1 else 30
+        # ports: spoke k's gateway and database follow the seed's four (2201-2204, 33061-33062)
+        hosts += [Host(f"{site}-vpn", "gateway", site, ssh_port=SSH_PORT_BASE + 2 * k,
+                       routes=(f"default via {router_ip}", f"blackhole {AWS_SUBNET}"), forward=True),
+                  Host(f"{site}-db", "database", site, ssh_port=SSH_PORT_BASE + 2 * k + 1,
+                       mysql_port=MYSQL_PORT_BASE + k, routes=(f"default via {_spoke_lan(k, 1)}",))]
+        links += [Link(f"{site}-vpn", "wan0", f"{wan_ip}/{prefix}", "wan", f"{site}0", f"{router_ip}/{prefix}"),
+                  Link(f"{site}-vpn", "lan0", f"{_spoke_lan(k, 1)}/24", f"{site}-db", "eth0",
+                       f"{_spoke_lan(k, 15)}/24")]
+        # On-prem initiates; AWS only answers. Two initiators race and one gets NO_PROPOSAL_CHOSEN (docs/LAB.md).
+        spoke_tunnel: TunnelSpec = {"connection": spoke_connection(k), "peer_ip": AWS_WAN_IP,
+                                    "local": spoke_subnet(k), "remote": AWS_SUBNET, "auto": "start"}
+        gateways[site] = {"host": f"{site}-vpn", "wan_ip": wan_ip, "peer_ip": AWS_WAN_IP, "local": spoke_subnet(k),
+                          "remote": AWS_SUBNET, "auto": "start", "tunnels": [spoke_tunnel]}
+        hub_tunnels.append({"connection": spoke_connection(k), "peer_ip": wan_ip, "local": AWS_SUBNET,
+                            "remote": spoke_subnet(k), "auto": "add"})
+        databases[site] = {"host": f"{site}-db", "role": "replica", "server_id": k + 1, "ip": _spoke_lan(k, 15)}
+    first = hub_tunnels[0]
+    gateways = {"aws": {"host": "aws-vpn", "wan_ip": AWS_WAN_IP, "peer_ip": first["peer_ip"], "local": AWS_SUBNET,
+                        "remote": first["remote"], "auto": "add", "tunnels": hub_tunnels}, **gateways}
+    return Topology(spokes=spokes, hosts=tuple(hosts), links=tuple(links), gateways=gateways, databases=databases)
+
+
+def lab_host_name(name: str) -> bool:
+    """A name the lab gives its namespaces (wan, aws-*, onprem[k]-*): what `lab down` may remove when lab.json is
+    gone."""
+    return name == "wan" or name in ("aws-vpn", "aws-db") or \
+        any(name == f"{spoke_site(k)}-{kind}" for k in range(1, MAX_SITES + 1) for kind in ("vpn", "db"))
+
+
+# The seed's two-site lab (one spoke): what the module-level names below describe.
+TWO_SITES = build_topology(1)
+HOSTS: tuple[Host, ...] = TWO_SITES.hosts
+HOSTS_BY_NAME = TWO_SITES.hosts_by_name
+LAB_HOST_NAMES = TWO_SITES.host_names
+LINKS: tuple[Link, ...] = TWO_SITES.links
+GATEWAYS: dict[str, GatewaySpec] = TWO_SITES.gateways
+DATABASES: dict[str, DatabaseSpec] = TWO_SITES.databases
 
 
 @dataclass(frozen=True)
@@ -214,6 +324,7 @@ class LabSettings:
     knobs: ReplicaKnobs = field(default_factory=ReplicaKnobs)
     esp_mode: str = "auto"  # auto | kernel | libipsec
     ipsec: str = "ipsec"  # ipsec (starter + ipsec.conf, the seed's commands) | swanctl (charon + swanctl.conf, vici)
+    sites: int = 1  # on-prem spokes around the AWS hub (1: the seed's two-site lab)
 
     def child(self) -> str:
         return SWANCTL_CHILD if self.ipsec == "swanctl" else CONNECTION
@@ -221,19 +332,12 @@ class LabSettings:
 
 def enter_command(host: str, paths: Paths = Paths()) -> list[str]:
     """The nsenter prefix that puts a command on a lab host: its network, mount and UTS namespaces."""
-    h = HOSTS_BY_NAME[host]
     cmd = ["nsenter", f"--net=/run/netns/{host}"]
-    if h.has_mount_ns:
+    if host != "wan":  # the WAN router runs no daemon: a network namespace only
         cmd += [f"--mount={paths.mnt_ns(host)}", f"--uts={paths.uts_ns(host)}", "--wd=/"]
     return cmd + ["--"]
 
 
 def published_ports() -> list[tuple[int, str, int]]:
-    """(port on 127.0.0.1, lab host, port inside the host) for every published service."""
-    out = []
-    for h in HOSTS:
-        if h.ssh_port:
-            out.append((h.ssh_port, h.name, 22))
-        if h.mysql_port:
-            out.append((h.mysql_port, h.name, 3306))
-    return out
+    """The two-site lab's published ports (a fleet lab's: `Topology.published_ports`)."""
+    return TWO_SITES.published_ports()
