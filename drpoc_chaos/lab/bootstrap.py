@@ -8,6 +8,7 @@ as root over the unix socket inside the host (LabContext.sql), so passwords neve
 from __future__ import annotations
 
 import shutil
+import uuid
 
 from . import configs
 from .context import LabContext
@@ -47,17 +48,33 @@ def bootstrap_replication(ctx: LabContext, knobs: ReplicaKnobs) -> None:
     src = source["host"]
     if not (ctx.paths.host_dir(src) / "bootstrapped").exists():
         ctx.sql(src, configs.source_bootstrap_sql(ctx.secret("mysql_password"), ctx.secret("repl_password")))
-        (ctx.paths.host_dir(src) / "bootstrapped").touch()
+        # the source's generation: a replica bootstrapped from it keeps the same token (see stale_replicas)
+        (ctx.paths.host_dir(src) / "bootstrapped").write_text(uuid.uuid4().hex + "\n")
         ctx.say("source bootstrapped: users repl and drpoc, testdb.ping, drpoc.heartbeat")
     fresh = [rep for rep in _replicas(ctx) if not (ctx.paths.host_dir(rep) / "bootstrapped").exists()]
     for rep in fresh:
         ctx.sql(rep, configs.replica_bootstrap_sql(source["ip"], ctx.secret("repl_password"), knobs))
-        (ctx.paths.host_dir(rep) / "bootstrapped").touch()
+        (ctx.paths.host_dir(rep) / "bootstrapped").write_text(_marker(ctx, src))
     if fresh:
         ctx.say(f"replica{'s' if len(fresh) > 1 else ''} configured ({', '.join(fresh)}): CHANGE MASTER TO "
                 f"{source['ip']} through the tunnel, GTID slave_pos")
     if len(fresh) < len(_replicas(ctx)):
         apply_knobs(ctx, knobs, [r for r in _replicas(ctx) if r not in fresh])
+
+
+def _marker(ctx: LabContext, host: str) -> str:
+    try:
+        return (ctx.paths.host_dir(host) / "bootstrapped").read_text()
+    except OSError:
+        return ""
+
+
+def stale_replicas(ctx: LabContext) -> list[str]:
+    """Reused replicas bootstrapped from an earlier generation of the source (a fleet lab's spoke kept on disk while
+    a smaller lab rebuilt the source): their GTID history is not the source's, so they cannot simply resume."""
+    src = ctx.topo.databases["aws"]["host"]
+    return [rep for rep in _replicas(ctx)
+            if (ctx.paths.host_dir(rep) / "bootstrapped").exists() and _marker(ctx, rep) != _marker(ctx, src)]
 
 
 def apply_knobs(ctx: LabContext, knobs: ReplicaKnobs, replicas: list[str] | None = None) -> None:

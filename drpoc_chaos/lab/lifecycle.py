@@ -117,7 +117,7 @@ class Lab(LabContext):
         self.say("published on 127.0.0.1: " + ", ".join(f"{h}:{tp}->{lp}" for lp, h, tp in topo.published_ports()))
         for host in databases:
             daemons.wait_mariadb(self, host)
-        mixed = any(fresh) and not all(fresh)
+        mixed = (any(fresh) and not all(fresh)) or bool(bootstrap.stale_replicas(self))
         if mixed or (not any(fresh) and not bootstrap.in_lab_topology(self)):
             # an interrupted failover drill (its record on the gateway went with `lab down`) leaves the databases in
             # another topology; a new spoke's empty replica under a reused source could not replicate history the
