@@ -52,15 +52,17 @@ def _late_guard(flow_name: str, max_lateness_seconds: Optional[float]) -> Option
 
 
 @contextmanager
-def _target_slot(inventory: Optional[str], var_file: Optional[str], wait_seconds: float) -> Iterator[str]:
-    name = sch.concurrency_limit_name(sch.target_name(inventory, var_file))
-    sch.ensure_concurrency_limit(name)
+def _target_slot(inventory: Optional[str], var_file: Optional[str], wait_seconds: float,
+                 pair: Optional[str] = None) -> Iterator[list[str]]:
+    names = sch.drill_limit_names(inventory, var_file, pair)
+    for name in names:
+        sch.ensure_concurrency_limit(name)
     try:
-        with concurrency(name, occupy=1, timeout_seconds=wait_seconds, strict=True):
-            yield name
+        with concurrency(names, occupy=1, timeout_seconds=wait_seconds, strict=True):
+            yield names
     except TimeoutError:
-        raise TargetBusy(f"the target was busy: no slot of concurrency limit {name!r} within "
-                             f"{wait_seconds:g} s (another drill or check runs on it)") from None
+        raise TargetBusy(f"the target was busy: no slot of concurrency limit {', '.join(map(repr, names))} within "
+                         f"{wait_seconds:g} s (another drill or check runs on it)") from None
 
 
 def _anchor_ledger_head(archive_dir: str) -> Optional[dict[str, Any]]:
@@ -106,7 +108,8 @@ def dr_drill(experiments: list[str] = [sch.DEFAULT_EXPERIMENT],  # noqa: B006 â€
              secret_env: Optional[dict[str, str]] = None,
              max_lateness_seconds: Optional[float] = sch.DEFAULT_MAX_LATENESS_SECONDS,
              timeout_seconds: float = sch.DEFAULT_DRILL_TIMEOUT_SECONDS,
-             target_wait_seconds: float = 3600.0):
+             target_wait_seconds: float = 3600.0,
+             pair: Optional[str] = None):
     """Run DR drills (Chaos Toolkit experiments with the drpoc-drill control) one after the other.
 
     experiments: experiment files (relative to the working directory, else to the repository).
@@ -115,7 +118,9 @@ def dr_drill(experiments: list[str] = [sch.DEFAULT_EXPERIMENT],  # noqa: B006 â€
     switch bound.  archive_dir: where journals are archived.  secret_env: ENV_NAME -> Prefect Secret block name,
     set only in the chaos subprocess.  max_lateness_seconds: skip the run when it starts later than this after its
     scheduled time (None/0: never skip).  timeout_seconds: per drill, then SIGINT (the control restores).
-    target_wait_seconds: how long to wait for the target's concurrency slot."""
+    target_wait_seconds: how long to wait for the target's concurrency slot.  pair: the replication pair of a fleet
+    inventory to drill (its `pair` configuration key); the flow then holds that pair's gateway's concurrency slot
+    and publishes a `drpoc-pair-<pair>-outcome` table artifact (what a dr-campaign reads back)."""
     skipped = _late_guard("dr-drill", max_lateness_seconds)
     if skipped is not None:
         return skipped
@@ -124,8 +129,10 @@ def dr_drill(experiments: list[str] = [sch.DEFAULT_EXPERIMENT],  # noqa: B006 â€
     overrides = dict(objectives or {})
     if max_outage_seconds is not None:
         overrides["max_outage_seconds"] = float(max_outage_seconds)
+    if pair:
+        overrides["pair"] = pair
     results: list[sch.DrillResult] = []
-    with _target_slot(inventory, var_file, target_wait_seconds):
+    with _target_slot(inventory, var_file, target_wait_seconds, pair):
         for experiment in experiments:
             try:
                 data = drill_task(experiment, inventory, var_file, overrides, archive_dir, secret_env,
@@ -135,6 +142,8 @@ def dr_drill(experiments: list[str] = [sch.DEFAULT_EXPERIMENT],  # noqa: B006 â€
                 results.append(sch.DrillResult(experiment=experiment, passed=False, status="error",
                                                reasons=[f"{type(exc).__name__}: {exc}"]))
     _anchor_ledger_head(archive_dir)
+    if pair:
+        sch.publish_pair_outcome(pair, results)
     if any(not r.passed for r in results):
         raise DrillNotPassed(sch.failure_message(results))
     return [{"experiment": r.experiment, "status": r.status, "run_id": r.run_id, "archived_as": r.archived_as}

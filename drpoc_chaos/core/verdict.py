@@ -247,7 +247,21 @@ def facts_from_journal(journal: Mapping[str, Any]) -> Facts:
         else None,
         died=bool(recorded and recorded.status == "died"),
         split_brain=split_brain_times(_mapping(drpoc.get("timeline")).get("samples") or []),
+        extra_reasons=blast_radius_reasons(drpoc.get("pair"), _mapping(drpoc.get("blast_radius")).get("leaks")),
     )
+
+
+def blast_radius_reasons(pair: Any, leaks: Iterable[Any]) -> list[str]:
+    """One reason per other pair a fleet drill hit (journal `blast_radius.leaks`)."""
+    out = []
+    for leak in leaks or []:
+        if not isinstance(leak, Mapping):
+            continue
+        t = leak.get("t")
+        when = f" at t={t:.1f}s" if isinstance(t, (int, float)) and not isinstance(t, bool) else ""
+        out.append(f"blast radius: the drill of pair {pair or '?'} hit pair {leak.get('pair', '?')}{when} "
+                   f"({leak.get('what', '?')})")
+    return out
 
 
 def merge_reasons(*lists: Iterable[str]) -> list[str]:

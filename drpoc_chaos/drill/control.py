@@ -40,10 +40,11 @@ from ..evidence.archive import archive_journal, record_intent
 from ..inventory import Inventory, InventoryError, SshHost, resolve_secret
 from ..remote import RemoteError
 from ..services import failover, gateway, replica
-from ..services.context import close_all, inventory, sql
+from ..services.context import close_all, fleet, inventory, sql
 from ..services.errors import StepFailed
 from ..services.restore import restore as restore_estate
 from . import died, safety
+from .blast_radius import BlastRadius, lock_label
 from .sampler import Sampler
 
 logger = logging.getLogger("chaostoolkit")
@@ -75,6 +76,10 @@ class DrillConfig:
     objective_failover_rpo_seconds: float | None = None
     objective_switchover_window_seconds: float | None = None
     reseed: str = "auto"  # a failover drill's old primary with errant transactions: auto (re-seed) | refuse
+    # a fleet: watch every other pair while this one is drilled (drill/blast_radius.py)
+    blast_radius: bool = True
+    blast_radius_interval_seconds: float = 1.0
+    blast_radius_max_lag_seconds: float = 10.0
     feasibility: str = "refuse"  # refuse | warn | off: an objective or timeout the replica cannot meet
 
     @classmethod
@@ -141,6 +146,8 @@ class _Run:
         self.intent: Any = None
         self.feasibility: dict | None = None
         self.closed_died: list[dict] = []
+        self.blast: BlastRadius | None = None
+        self.others: list[Inventory] = []
 
 
 _run = _Run()
@@ -216,13 +223,15 @@ def _setup(configuration: Mapping | None, secrets: Mapping | None) -> None:
         raise ValueError(f"configuration reseed: {cfg.reseed!r} is not one of {', '.join(failover.RESEED_MODES)}")
     _run.cfg, _run.secrets = cfg, secrets
     _run.inv = inv = inventory(configuration)
+    _run.others = fleet(configuration).others(inv.pair)
     gw = gateway.helper(inv, inv.drill.fault_site)
     if cfg.feasibility != "off":
         _check_feasibility(cfg, inv, secrets)
     if cfg.lock:
+        # in a fleet the lock says which pair is under drill: another drill's blast-radius watch reads it
         _run.lock = safety.acquire_lock(gw, d.run_id,
                                         ttl_seconds=cfg.max_outage_seconds + cfg.restore_timeout_seconds + 600,
-                                        scenario=cfg.scenario)
+                                        scenario=lock_label(cfg.scenario, inv.pair) if _run.others else cfg.scenario)
         if _run.lock["state"] == "taken-over":
             logger.warning("took over an expired drill lock on %s (run %s)", _run.lock["host"],
                            _run.lock["previous"].get("run_id", "?"))
@@ -239,6 +248,14 @@ def _setup(configuration: Mapping | None, secrets: Mapping | None) -> None:
         died.write_progress(Path(cfg.archive_dir), d.run_id, "drill_started", d.t(), fault_injected=False)
     _run.sampler = Sampler(inv, secrets, d, interval=cfg.sample_interval_seconds)
     _run.sampler.start()
+    if _run.others and cfg.blast_radius:
+        _run.blast = BlastRadius(inv, _run.others, secrets, d, d.run_id,
+                                 interval=cfg.blast_radius_interval_seconds,
+                                 max_lag_seconds=cfg.blast_radius_max_lag_seconds)
+        _run.blast.start()
+        logger.info("blast radius: watching %d other pair(s)%s", len(_run.blast.watched),
+                    f"; skipped {', '.join(f'{k} ({v})' for k, v in _run.blast.skipped.items())}"
+                    if _run.blast.skipped else "")
     logger.info("drill %s started (scenario %s); timeline every %.2fs", d.run_id[:8], cfg.scenario,
                 cfg.sample_interval_seconds)
 
@@ -443,6 +460,13 @@ def _finish(journal: dict) -> None:
                 seen = {m for _, m in observed}
             except Exception as exc:  # noqa: BLE001
                 notes.append(f"could not read the replica to check writes: {exc}")
+    blast: dict[str, Any] = {}
+    if _run.blast is not None:
+        try:
+            blast = _run.blast.stop()
+        except Exception as exc:  # noqa: BLE001 — an unreadable watch is reported, never hidden
+            blast = {"ok": None, "error": str(exc)}
+            notes.append(f"the blast-radius watch failed: {exc}")
     samples: list[dict] = []
     if _run.sampler is not None:
         try:
@@ -472,6 +496,8 @@ def _finish(journal: dict) -> None:
         extra.append("the drill could not restore the tunnel/replica: " + "; ".join(notes))
     if _run.deadman and _run.deadman.get("fired"):
         extra.append("the outage outlived max_outage_seconds: the dead-man's switch had to restore the tunnel")
+    if _run.blast is not None:
+        extra.extend(_run.blast.reasons())
     v = verdict(journal, fault_injected=d.fault_injected, expect_outage=cfg.expect_outage,
                 outage_detected=any(e["name"] == "outage_detected" for e in events),
                 objective_results=objective_results, sets=sets, max_lost_writes=cfg.max_lost_writes,
@@ -490,6 +516,8 @@ def _finish(journal: dict) -> None:
                     "drpoc_version": __version__},
         started=d.started, ended=utc_now_iso(),
         scope=_run.inv.scope() if _run.inv else {},
+        pair=_run.inv.pair if _run.inv is not None and (_run.others or _run.inv.version > 1) else None,
+        blast_radius=blast,
         roles=_roles(),
         objectives=cfg.objectives(),
         settings={"sample_interval_seconds": cfg.sample_interval_seconds,

@@ -69,8 +69,8 @@ def release_lock(gw: GatewayHelper, run_id: str | None = None) -> bool:
     return "released" in r.stdout
 
 
-def lock_holder(gw: GatewayHelper) -> dict | None:
-    r = gw.run("lock-show")
+def lock_holder(gw: GatewayHelper, pool=None) -> dict | None:
+    r = gw.run("lock-show", **({"pool": pool} if pool is not None else {}))
     return _owner(r.stdout) if r.stdout.strip() else None
 
 

@@ -60,6 +60,7 @@ from .deployments import (
     client_retry_settings,
     concurrency_limit_name,
     deployment_lines,
+    drill_limit_names,
     ensure_concurrency_limit,
     ensure_work_pool,
     load_deployment_specs,
@@ -67,6 +68,7 @@ from .deployments import (
     next_fire_times,
     prefect_deploy_command,
     publish_drill_artifacts,
+    publish_pair_outcome,
     scheduled_start_time,
     target_name,
 )
@@ -136,8 +138,9 @@ __all__ = [
     "load_experiment", "resolve_experiment", "run_chaos", "run_drill", "run_steady_state",
     # deployments
     "CLIENT_RETRY_ENV", "DeploymentSpec", "apply_deployments", "client_retry_settings", "concurrency_limit_name",
-    "deployment_lines", "ensure_concurrency_limit", "ensure_work_pool", "load_deployment_specs", "load_secret_env",
-    "next_fire_times", "prefect_deploy_command", "publish_drill_artifacts", "scheduled_start_time", "target_name",
+    "deployment_lines", "drill_limit_names", "ensure_concurrency_limit", "ensure_work_pool", "load_deployment_specs",
+    "load_secret_env", "next_fire_times", "prefect_deploy_command", "publish_drill_artifacts", "publish_pair_outcome",
+    "scheduled_start_time", "target_name",
     # alerts
     "DEFAULT_ALERTS_BLOCK", "automations_file", "absence_window", "apply_alerts", "ensure_webhook_block",
     "load_alerts_config", "schedule_gap",

@@ -48,6 +48,55 @@ def concurrency_limit_name(target: str) -> str:
     return f"drpoc-target-{slug(target)}"
 
 
+def gateway_limit_name(inventory_name: str, gateway_host: str) -> str:
+    """The global concurrency limit (1) of one gateway of a fleet: at most one drill acts on it at a time."""
+    return f"drpoc-gateway-{slug(inventory_name)}-{slug(gateway_host)}"
+
+
+def drill_limit_names(inventory: str | os.PathLike | None = None, var_file: str | os.PathLike | None = None,
+                      pair: str | None = None) -> list[str]:
+    """The concurrency limits a drill holds while it touches the sites. A one-pair inventory: the target's
+    (`drpoc-target-<name>`, as always). A fleet (version 2): the gateway the drill acts on — the lock and the
+    fault are on the pair's fault-side gateway; the other side only sees one of its connections go down — so
+    drills of pairs on different gateways run at once and two never share one (issue: a hub's spokes)."""
+    path = inventory
+    if not path and var_file:
+        path = _var_file_inventory(var_file)
+    try:
+        from ..inventory import load_fleet
+        fleet = load_fleet(path)
+    except Exception:  # noqa: BLE001 — an unreadable inventory fails the drill later, with its own message
+        return [concurrency_limit_name(target_name(inventory, var_file))]
+    if fleet.version < 2:
+        return [concurrency_limit_name(fleet.name)]
+    chosen = pair or (next(iter(fleet.pairs)) if len(fleet.pairs) == 1 else None)
+    if chosen not in fleet.pairs:
+        # no or unknown pair: the drill will refuse with the loader's message; hold every gateway meanwhile
+        return sorted({gateway_limit_name(fleet.name, p.gateway(p.drill.fault_site).host)
+                       for p in fleet.pairs.values()})
+    inv = fleet.pairs[chosen]
+    return [gateway_limit_name(fleet.name, inv.gateway(inv.drill.fault_site).host)]
+
+
+def _var_file_inventory(var_file: str | os.PathLike) -> str | None:
+    try:
+        data = yaml.safe_load(Path(var_file).expanduser().read_text(encoding="utf-8")) or {}
+        cfg = data.get("configuration", data) if isinstance(data, dict) else {}
+        return cfg.get("inventory") if isinstance(cfg, dict) and isinstance(cfg.get("inventory"), str) else None
+    except (OSError, yaml.YAMLError):
+        return None
+
+
+def publish_pair_outcome(pair: str, results: Sequence[DrillResult]) -> str:
+    """A table artifact a campaign reads back (by flow run): one row per drill of this pair's flow run."""
+    from prefect.artifacts import create_table_artifact
+    rows = [{"pair": pair, "experiment": r.experiment, "status": r.status, "passed": bool(r.passed),
+             "run_id": r.run_id, "archived_as": r.archived_as, "reasons": "; ".join(r.reasons)[:2000]}
+            for r in results]
+    return str(create_table_artifact(key=f"drpoc-pair-{slug(pair)}-outcome", table=rows,
+                                     description=f"drill outcome of pair {pair}"))
+
+
 def ensure_concurrency_limit(name: str, limit: int = 1) -> None:
     """Create the global concurrency limit `name` (limit 1) if it does not exist yet.
 

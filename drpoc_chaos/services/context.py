@@ -8,7 +8,7 @@ import threading
 from typing import Mapping
 
 from .. import db, remote
-from ..inventory import Inventory, MysqlEndpoint, SshHost, load_inventory
+from ..inventory import Fleet, Inventory, MysqlEndpoint, SshHost, load_fleet, load_inventory
 
 _local = threading.local()
 _all_db_pools: list[db.DbPool] = []
@@ -31,6 +31,11 @@ def close_all() -> None:
 
 def inventory(configuration: Mapping | None) -> Inventory:
     return load_inventory(configuration=dict(configuration or {}))
+
+
+def fleet(configuration: Mapping | None) -> Fleet:
+    """Every pair of the run's inventory (a version 1 inventory is a fleet of one pair)."""
+    return load_fleet(configuration=dict(configuration or {}))
 
 
 def gateway_host(inv: Inventory, site: str) -> SshHost:
