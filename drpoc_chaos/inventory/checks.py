@@ -105,8 +105,10 @@ class _Checker:
         self.path = path
         self.lines = lines
 
-    def fail(self, key: str, problem: str, fix: str | None = None) -> NoReturn:
-        line = self.lines.get(key)
+    def fail(self, key: str, problem: str, fix: str | None = None, at: str | None = None) -> NoReturn:
+        """Raise the InventoryError for `key`; its line is `key`'s (or the closest parent's), or `at`'s when given
+        (e.g. a missing top-level section: the line that makes it needed)."""
+        line = self.lines.get(at if at is not None else key)
         if line is None:  # point at the closest parent we know
             parent = key
             while "." in parent and line is None:
@@ -297,7 +299,11 @@ class _Checker:
         heartbeat = self.build_heartbeat(data.get("heartbeat"))
         replication = self.build_replication(data.get("replication"))
 
-        raw = self.mapping(data.get("pairs", _MISSING), "pairs")
+        if data.get("pairs") is None:
+            self.fail("pairs", "missing: a version 2 file describes its replication pairs under `pairs`",
+                      "add a `pairs:` section: each pair names a source site, a replica site and the tunnel between "
+                      "them (docs/INVENTORY.md, \"Version 2: fleets\")", at="version")
+        raw = self.mapping(data["pairs"], "pairs")
         if not raw:
             self.fail("pairs", "no pairs", "describe each replication pair under `pairs` (a source site, a replica "
                       "site and the tunnel between them)")
