@@ -27,6 +27,8 @@ from .models import (
     DEFAULT_HELPER_PATH,
     HEARTBEAT_FORMATS,
     DrillTarget,
+    Fleet,
+    FleetSite,
     Gateway,
     Heartbeat,
     Inventory,
@@ -41,6 +43,7 @@ from .secrets import _ENV_NAME_RE, _WHAT, _WHAT_SHORT, SECRET_KINDS, _plausible_
 from .sshconfig import apply_ssh_config, read_ssh_config, ssh_config_path
 
 FORMAT_VERSION = 1
+FORMAT_VERSIONS = (1, 2)  # 2: fleets (many sites and replication pairs), docs/INVENTORY.md
 ROLES = ("source", "replica")
 
 _TOP_KEYS = {"version", "name", "ssh_defaults", "hosts", "mysql_defaults", "sites", "drill"}
@@ -57,6 +60,12 @@ _SSL_KEYS = {"ca", "cert", "key", "verify_identity"}
 _GATEWAY_KEYS = {"host", "connection", "child", "control", "helper", "local_subnet", "remote_subnet"}
 _DATABASE_KEYS = {"role", "host", "mysql"}
 _DRILL_KEYS = {"connection", "fault_site", "peer_site"}
+# version 2: a site is a gateway (no tunnel keys) and maybe a database; a pair is two sites and the tunnel between
+_V2_TOP_KEYS = (_TOP_KEYS - {"drill"}) | {"pairs"}
+_V2_SITE_KEYS = {"gateway", "database", "work_pool"}
+_V2_GATEWAY_KEYS = {"host", "control", "helper"}
+_TUNNEL_SIDE_KEYS = _GATEWAY_KEYS - _V2_GATEWAY_KEYS
+_PAIR_KEYS = {"source", "replica", "tunnel", "drill"}
 _MISSING = object()
 _MAX_SHOWN = 60
 
@@ -73,8 +82,22 @@ def _show(value: Any, key: str | None = None) -> str:
 
 
 def build_inventory(data, path: Path, lines: dict[str, int]) -> Inventory:
-    """Check parsed inventory `data` and build the `Inventory`; `lines` maps key paths to lines (for messages)."""
+    """Check parsed version 1 inventory `data` and build the `Inventory`; `lines` maps key paths to lines (for
+    messages). A version 2 file is refused here: read it with `build_fleet`."""
     return _Checker(path, lines).build(data)
+
+
+def build_fleet(data, path: Path, lines: dict[str, int]) -> Fleet:
+    """Check parsed inventory `data` (version 1 or 2) and build the `Fleet`: a version 1 file is one pair, named
+    after its replica's site."""
+    checker = _Checker(path, lines)
+    if checker.version(data) == 1:
+        inventory = checker.build(data)
+        return Fleet(path=path, name=inventory.name, version=1, pairs={inventory.pair: inventory},
+                     sites={name: FleetSite(name=name, gateway_host=site.gateway.host, control=site.gateway.control,
+                                            helper=site.gateway.helper, database_host=site.database.host)
+                            for name, site in inventory.sites.items()})
+    return checker.build_fleet(data)
 
 
 class _Checker:
@@ -82,8 +105,10 @@ class _Checker:
         self.path = path
         self.lines = lines
 
-    def fail(self, key: str, problem: str, fix: str | None = None) -> NoReturn:
-        line = self.lines.get(key)
+    def fail(self, key: str, problem: str, fix: str | None = None, at: str | None = None) -> NoReturn:
+        """Raise the InventoryError for `key`; its line is `key`'s (or the closest parent's), or `at`'s when given
+        (e.g. a missing top-level section: the line that makes it needed)."""
+        line = self.lines.get(at if at is not None else key)
         if line is None:  # point at the closest parent we know
             parent = key
             while "." in parent and line is None:
@@ -123,18 +148,26 @@ class _Checker:
         return value.strip()
 
     @overload
-    def name(self, value: Any, key: str, what: str, required: Literal[True] = ...) -> str: ...
+    def name(self, value: Any, key: str, what: str, required: Literal[True] = ..., fix: str = ...) -> str: ...
     @overload
-    def name(self, value: Any, key: str, what: str, required: bool) -> str | None: ...
-    def name(self, value: Any, key: str, what: str, required: bool = True) -> str | None:
-        """A connection/child/host/site name: it reaches a gateway's command line, so it is checked strictly."""
+    def name(self, value: Any, key: str, what: str, required: bool, fix: str = ...) -> str | None: ...
+    def name(self, value: Any, key: str, what: str, required: bool = True,
+             fix: str = "rename it (in strongSwan's config too)") -> str | None:
+        """A connection/child/host/site/pair name: it reaches a gateway's command line, so it is checked strictly."""
         text = self.string(value, key, required)
         if text is None:
             return None
         problem = name_problem(text)
         if problem:
-            self.fail(key, f"{what} {_show(text, key)} {problem}", "rename it (in strongSwan's config too)")
+            self.fail(key, f"{what} {_show(text, key)} {problem}", fix)
         return text
+
+    def control(self, value, key: str) -> str:
+        control = self.string(value, key, required=False) or "auto"
+        if control not in CONTROLS:
+            self.fail(key, f"{_show(control)} is not one of {', '.join(CONTROLS)}",
+                      "write ipsec (stroke, ipsec.conf), swanctl (vici, swanctl.conf) or auto")
+        return control
 
     def port(self, value, key: str, default: int | None = None) -> int:
         if value is None or value is _MISSING:
@@ -209,27 +242,194 @@ class _Checker:
 
     # --- the document --------------------------------------------------------------------------------------
 
-    def build(self, data) -> Inventory:
+    def version(self, data) -> int:
+        """The document's format version (1 or 2), after the checks every version shares."""
         if data is None:
             self.fail("", "the file is empty", "write an inventory as in docs/INVENTORY.md")
         if not isinstance(data, dict):
             self.fail("", f"the top level must be a mapping, not {type(data).__name__}",
                       "write an inventory as in docs/INVENTORY.md")
-        self.mapping(data, "", _TOP_KEYS)
+        self.mapping(data, "")
         version = data.get("version", _MISSING)
         if version is _MISSING:
             self.fail("version", "missing", f"add `version: {FORMAT_VERSION}` at the top")
-        if version != FORMAT_VERSION or isinstance(version, bool):
-            self.fail("version", f"unsupported version {version!r}",
-                      f"this drpoc-chaos reads version {FORMAT_VERSION}")
+        if isinstance(version, bool) or version not in FORMAT_VERSIONS:
+            self.fail("version", f"unsupported version {_show(version)}",
+                      f"this drpoc-chaos reads versions {' and '.join(map(str, FORMAT_VERSIONS))}")
+        if version == 2 and "pairs" not in data and ("drill" in data or self._has_roles(data.get("sites"))):
+            self.fail("version", "unsupported version 2 for this layout: the file is written as version 1 (sites "
+                      "with database roles, a top-level `drill`, no `pairs`)",
+                      "write `version: 1`, or describe the replication pairs under `pairs` (docs/INVENTORY.md, "
+                      "\"Version 2: fleets\")")
+        return int(version)
+
+    @staticmethod
+    def _has_roles(sites) -> bool:
+        return isinstance(sites, dict) and any(
+            isinstance(site, dict) and isinstance(site.get("database"), dict) and "role" in site["database"]
+            for site in sites.values())
+
+    def build(self, data) -> Inventory:
+        if self.version(data) != 1:
+            self.fail("version", "this is a version 2 file (a fleet of pairs)",
+                      "read it with load_fleet()/parse_fleet(), or load_inventory() with a pair")
+        self.mapping(data, "", _TOP_KEYS)
         name = self.string(data.get("name"), "name", required=False) or self.path.stem
 
         hosts = self.build_hosts(data)
         sites = self.build_sites(data, hosts)
         drill = self.build_drill(data.get("drill", _MISSING), sites)
         heartbeat = self.build_heartbeat(data.get("heartbeat"))
+        replica_site = next(site.name for site in sites.values() if site.database.role == "replica")
         return Inventory(path=self.path, name=name, hosts=hosts, sites=sites, drill=drill, heartbeat=heartbeat,
-                         replication=self.build_replication(data.get("replication")))
+                         replication=self.build_replication(data.get("replication")), pair=replica_site, version=1)
+
+    # --- version 2: fleets ---------------------------------------------------------------------------------
+
+    def build_fleet(self, data) -> Fleet:
+        if "drill" in data:
+            self.fail("drill", "a version 2 file has no top-level `drill`: each pair has its own",
+                      "move it under the pair it is for: pairs.<pair>.drill")
+        self.mapping(data, "", _V2_TOP_KEYS)
+        name = self.string(data.get("name"), "name", required=False) or self.path.stem
+        hosts = self.build_hosts(data)
+        mysql_defaults = self.mapping(data.get("mysql_defaults"), "mysql_defaults", _MYSQL_DEFAULT_KEYS,
+                                      required=False)
+        sites, gateways, databases = self.build_fleet_sites(data, hosts, mysql_defaults)
+        heartbeat = self.build_heartbeat(data.get("heartbeat"))
+        replication = self.build_replication(data.get("replication"))
+
+        if data.get("pairs") is None:
+            self.fail("pairs", "missing: a version 2 file describes its replication pairs under `pairs`",
+                      "add a `pairs:` section: each pair names a source site, a replica site and the tunnel between "
+                      "them (docs/INVENTORY.md, \"Version 2: fleets\")", at="version")
+        raw = self.mapping(data["pairs"], "pairs")
+        if not raw:
+            self.fail("pairs", "no pairs", "describe each replication pair under `pairs` (a source site, a replica "
+                      "site and the tunnel between them)")
+        pairs: dict[str, Inventory] = {}
+        replica_of: dict[tuple, str] = {}  # a database's endpoint → the pair it is the replica of
+        used: dict[tuple[str, str, str], tuple[str, str]] = {}  # (kind, gateway host, name) → (pair, key)
+        for pair_name, entry in raw.items():
+            key = f"pairs.{pair_name}"
+            self.name(pair_name, key, "pair name", fix="rename the pair")
+            if pair_name in ROLE_WORDS:
+                self.fail(key, f"pair name {pair_name!r} is a role word (experiments say {', '.join(ROLE_WORDS)} "
+                          "for the drill's roles)", "name the pair after what it replicates, or its spoke, e.g. dc1")
+            entry = self.mapping(entry, key, _PAIR_KEYS)
+            ends: dict[str, str] = {}
+            for role in ROLES:
+                site = self.name(entry.get(role, _MISSING), f"{key}.{role}", "site name",
+                                 fix=f"use one of the sites: {', '.join(sites)}")
+                if site not in sites:
+                    self.fail(f"{key}.{role}", f"{site!r} is not a site", f"use one of {', '.join(sites)}")
+                if site not in databases:
+                    self.fail(f"{key}.{role}", f"site {site!r} has no database, so it cannot be a pair's {role}",
+                              f"add a `database` to sites.{site}, or name a site that has one")
+                ends[role] = site
+            if ends["source"] == ends["replica"]:
+                self.fail(f"{key}.replica", f"is the same site as {key}.source ({ends['source']!r})",
+                          "a pair replicates between two sites: name the other one")
+            pair_sites: dict[str, Site] = {}
+            tunnel = self.mapping(entry.get("tunnel", _MISSING), f"{key}.tunnel")
+            for side in tunnel:
+                if side not in ends.values():
+                    self.fail(f"{key}.tunnel.{side}", f"{_show(side)} is not one of the pair's sites "
+                              f"({ends['source']}, {ends['replica']})",
+                              "the tunnel has exactly two sides, keyed by the pair's source and replica sites")
+            for role, site in ends.items():
+                side = self.mapping(tunnel.get(site, _MISSING), f"{key}.tunnel.{site}", _TUNNEL_SIDE_KEYS)
+                gateway = self.gateway(site, gateways[site], f"sites.{site}.gateway", side, f"{key}.tunnel.{site}",
+                                       hosts)
+                pair_sites[site] = Site(name=site, gateway=gateway, database=replace(databases[site], role=role))
+            drill = self.build_drill(entry.get("drill", _MISSING), pair_sites, f"{key}.drill")
+
+            replica = pair_sites[ends["replica"]].database
+            endpoint = (replica.address, replica.port, replica.via)
+            source = pair_sites[ends["source"]].database
+            if (source.address, source.port, source.via) == endpoint:
+                self.fail(f"{key}.replica", f"sites {ends['source']} and {ends['replica']} name the same database "
+                          f"({replica.address}:{replica.port})", "a pair's source and replica are two servers")
+            if endpoint in replica_of:
+                other = replica_of[endpoint]
+                self.fail(f"{key}.replica", f"the database of site {ends['replica']!r} is already the replica of pair "
+                          f"{other!r}: pairs {other} and {pair_name} would both stop its replication in a drill",
+                          "a database is the replica of at most one pair (it may be the source of many): remove "
+                          "one of the two pairs")
+            replica_of[endpoint] = pair_name
+            self.claim_tunnel_names(pair_name, key, pair_sites, drill, used)
+
+            others = [s for s in pair_sites if s != drill.fault_site]
+            work_pool = sites[drill.fault_site].work_pool or next(
+                (sites[s].work_pool for s in others if sites[s].work_pool), None)
+            ordered = {ends["source"]: pair_sites[ends["source"]], ends["replica"]: pair_sites[ends["replica"]]}
+            pairs[pair_name] = Inventory(path=self.path, name=name, hosts=hosts, sites=ordered, drill=drill,
+                                         heartbeat=heartbeat, replication=replication, pair=pair_name, version=2,
+                                         work_pool=work_pool)
+        return Fleet(path=self.path, name=name, version=2, pairs=pairs, sites=sites)
+
+    def claim_tunnel_names(self, pair: str, key: str, sites: dict[str, Site], drill: DrillTarget,
+                           used: dict[tuple[str, str, str], tuple[str, str]]) -> None:
+        """Two pairs may not use one connection (or child) name on one gateway host: a drill taking one down would
+        take the other down. `used` holds what the pairs before this one claimed."""
+        claims: list[tuple[str, str, str, str]] = []  # (kind, host, name, key)
+        for site in sites.values():
+            gw = site.gateway
+            claims.append(("connection", gw.host, gw.connection, f"{key}.tunnel.{site.name}.connection"))
+            claims.append(("child", gw.host, gw.child, f"{key}.tunnel.{site.name}.child"))
+        fault_gw = sites[drill.fault_site].gateway
+        if drill.connection != fault_gw.connection:
+            claims.append(("connection", fault_gw.host, drill.connection, f"{key}.drill.connection"))
+        for kind, host, name, claim_key in claims:
+            owner = used.get((kind, host, name))
+            if owner is not None and owner[0] != pair:
+                self.fail(claim_key, f"pairs {owner[0]} and {pair} both use {kind} {name!r} on gateway host "
+                          f"{host!r} (at {owner[1]}): a drill taking one down would take the other down",
+                          f"give each pair its own {kind} name on {host} (and in its strongSwan config)")
+        for kind, host, name, claim_key in claims:
+            used.setdefault((kind, host, name), (pair, claim_key))
+
+    def build_fleet_sites(self, data, hosts, mysql_defaults: dict
+                          ) -> tuple[dict[str, FleetSite], dict[str, dict], dict[str, MysqlEndpoint]]:
+        """The `sites` of a version 2 file: each site as written, its raw gateway block (host, control, helper: the
+        tunnel's keys come from each pair) and its database (role "" until a pair gives it one)."""
+        raw = self.mapping(data.get("sites", _MISSING), "sites")
+        if not raw:
+            self.fail("sites", "no sites", "describe each site (a gateway and, usually, a database) under `sites`")
+        sites: dict[str, FleetSite] = {}
+        gateways: dict[str, dict] = {}
+        databases: dict[str, MysqlEndpoint] = {}
+        for name, entry in raw.items():
+            key = f"sites.{name}"
+            self.name(name, key, "site name")
+            if name in ROLE_WORDS:
+                self.fail(key, f"site name {name!r} is a role word (experiments say {', '.join(ROLE_WORDS)} "
+                          "for the drill's roles)", "name the site after the place, e.g. aws or dc1")
+            entry = self.mapping(entry, key)
+            for misplaced in ("role", "connection", "local_subnet", "remote_subnet"):
+                if misplaced in entry:
+                    self.fail(f"{key}.{misplaced}", "a version 2 site has no roles and no tunnel keys",
+                              "a pair says which site is source and replica, and holds each side of its tunnel")
+            self.mapping(entry, key, _V2_SITE_KEYS)
+            gw = self.mapping(entry.get("gateway", _MISSING), f"{key}.gateway")
+            for k in gw:
+                if k in _TUNNEL_SIDE_KEYS:
+                    self.fail(f"{key}.gateway.{k}", "in version 2 the tunnel's keys belong to a pair, not the site",
+                              f"move it to pairs.<pair>.tunnel.{name}.{k}")
+            self.mapping(gw, f"{key}.gateway", _V2_GATEWAY_KEYS)
+            host = self.known_host(gw.get("host", _MISSING), f"{key}.gateway.host", hosts)
+            control = self.control(gw.get("control"), f"{key}.gateway.control")
+            helper = self.helper_path(gw.get("helper"), f"{key}.gateway.helper")
+            gateways[name] = gw
+            database_host = None
+            if entry.get("database") is not None:
+                databases[name] = self.build_database(name, entry["database"], mysql_defaults, hosts, role="")
+                database_host = databases[name].host
+            work_pool = self.name(entry.get("work_pool"), f"{key}.work_pool", "work pool", required=False,
+                                  fix="use the Prefect work pool's name (rename the pool if needed)")
+            sites[name] = FleetSite(name=name, gateway_host=host, control=control, helper=helper,
+                                    database_host=database_host, work_pool=work_pool)
+        return sites, gateways, databases
 
     def build_replication(self, value) -> Replication | None:
         repl = self.mapping(value, "replication", {"user", "password"}, required=False)
@@ -397,21 +597,7 @@ class _Checker:
                           "for the drill's roles)", "name the site after the place, e.g. aws or dc1")
             entry = self.mapping(entry, key, {"gateway", "database"})
             gw = self.mapping(entry.get("gateway", _MISSING), f"{key}.gateway", _GATEWAY_KEYS)
-            connection = self.name(gw.get("connection", _MISSING), f"{key}.gateway.connection", "connection")
-            control = self.string(gw.get("control"), f"{key}.gateway.control", required=False) or "auto"
-            if control not in CONTROLS:
-                self.fail(f"{key}.gateway.control", f"{_show(control)} is not one of {', '.join(CONTROLS)}",
-                          "write ipsec (stroke, ipsec.conf), swanctl (vici, swanctl.conf) or auto")
-            gateway = Gateway(
-                site=name,
-                host=self.known_host(gw.get("host", _MISSING), f"{key}.gateway.host", hosts),
-                connection=connection,
-                local_subnet=self.subnet(gw.get("local_subnet", _MISSING), f"{key}.gateway.local_subnet"),
-                remote_subnet=self.subnet(gw.get("remote_subnet", _MISSING), f"{key}.gateway.remote_subnet"),
-                child=self.name(gw.get("child"), f"{key}.gateway.child", "child", required=False) or connection,
-                control=control,
-                helper=self.helper_path(gw.get("helper"), f"{key}.gateway.helper"),
-            )
+            gateway = self.gateway(name, gw, f"{key}.gateway", gw, f"{key}.gateway", hosts)
             database = self.build_database(name, entry.get("database", _MISSING), mysql_defaults, hosts)
             roles[database.role].append(name)
             sites[name] = Site(name=name, gateway=gateway, database=database)
@@ -422,12 +608,36 @@ class _Checker:
                           f"set `role: {role}` on exactly one site's database")
         return sites
 
-    def build_database(self, site: str, value, defaults: dict, hosts) -> MysqlEndpoint:
+    def gateway(self, site: str, gw: dict, gw_key: str, side: dict, side_key: str, hosts) -> Gateway:
+        """A `Gateway` from the gateway's own keys (`gw`: host, control, helper, at `gw_key`) and its side of the
+        tunnel (`side`: connection, child, subnets, at `side_key`) — one block in version 1, two in version 2."""
+        connection = self.name(side.get("connection", _MISSING), f"{side_key}.connection", "connection")
+        control = self.control(gw.get("control"), f"{gw_key}.control")
+        return Gateway(
+            site=site,
+            host=self.known_host(gw.get("host", _MISSING), f"{gw_key}.host", hosts),
+            connection=connection,
+            local_subnet=self.subnet(side.get("local_subnet", _MISSING), f"{side_key}.local_subnet"),
+            remote_subnet=self.subnet(side.get("remote_subnet", _MISSING), f"{side_key}.remote_subnet"),
+            child=self.name(side.get("child"), f"{side_key}.child", "child", required=False) or connection,
+            control=control,
+            helper=self.helper_path(gw.get("helper"), f"{gw_key}.helper"),
+        )
+
+    def build_database(self, site: str, value, defaults: dict, hosts, role: str | None = None) -> MysqlEndpoint:
+        """A site's database. Version 1 reads its `role`; version 2 passes `role=""` (a pair gives it its role)."""
         key = f"sites.{site}.database"
-        db = self.mapping(value, key, _DATABASE_KEYS)
-        role = self.string(db.get("role", _MISSING), f"{key}.role")
-        if role not in ROLES:
-            self.fail(f"{key}.role", f"role must be source or replica, got {role!r}", "write source or replica")
+        if role is None:
+            db = self.mapping(value, key, _DATABASE_KEYS)
+            role = self.string(db.get("role", _MISSING), f"{key}.role")
+            if role not in ROLES:
+                self.fail(f"{key}.role", f"role must be source or replica, got {role!r}", "write source or replica")
+        else:
+            db = self.mapping(value, key)
+            if "role" in db:
+                self.fail(f"{key}.role", "a version 2 site's database has no role",
+                          "remove it: each pair's `source` and `replica` say which database is which")
+            self.mapping(db, key, _DATABASE_KEYS - {"role"})
         mysql = self.mapping(db.get("mysql", _MISSING), f"{key}.mysql", _MYSQL_KEYS)
 
         def pick(k: str) -> tuple[Any, str]:
@@ -505,22 +715,26 @@ class _Checker:
                         key=self.readable_file(tls["key"], f"{key}.key") if "key" in tls else None,
                         verify_identity=self.boolean(tls.get("verify_identity"), f"{key}.verify_identity", True))
 
-    def build_drill(self, value, sites: dict[str, Site]) -> DrillTarget:
-        drill = self.mapping(value, "drill", _DRILL_KEYS, required=False)
+    def build_drill(self, value, sites: dict[str, Site], key: str = "drill") -> DrillTarget:
+        """The `drill` block at `key` (`pairs.<pair>.drill` in version 2, where `sites` are the pair's two)."""
+        drill = self.mapping(value, key, _DRILL_KEYS, required=False)
+        of = " of the pair" if key != "drill" else ""
         source_site = next(s.name for s in sites.values() if s.database.role == "source")
-        fault = self.string(drill.get("fault_site"), "drill.fault_site", required=False) or source_site
+        fault = self.string(drill.get("fault_site"), f"{key}.fault_site", required=False) or source_site
         if fault not in sites:
-            self.fail("drill.fault_site", f"{fault!r} is not a site", f"use one of {', '.join(sorted(sites))}")
+            self.fail(f"{key}.fault_site", f"{_show(fault)} is not a site{of}",
+                      f"use one of {', '.join(sorted(sites))}")
         others = [s for s in sites if s != fault]
-        peer = self.string(drill.get("peer_site"), "drill.peer_site", required=False)
+        peer = self.string(drill.get("peer_site"), f"{key}.peer_site", required=False)
         if peer is None:
             if len(others) != 1:
-                self.fail("drill.peer_site", "missing", f"set it to one of {', '.join(sorted(others))}")
+                self.fail(f"{key}.peer_site", "missing", f"set it to one of {', '.join(sorted(others))}")
             peer = others[0]
         if peer not in sites:
-            self.fail("drill.peer_site", f"{peer!r} is not a site", f"use one of {', '.join(sorted(sites))}")
+            self.fail(f"{key}.peer_site", f"{_show(peer)} is not a site{of}",
+                      f"use one of {', '.join(sorted(sites))}")
         if peer == fault:
-            self.fail("drill.peer_site", "is the same site as drill.fault_site", "name the other site")
-        connection = self.name(drill.get("connection"), "drill.connection", "connection", required=False) \
+            self.fail(f"{key}.peer_site", f"is the same site as {key}.fault_site", "name the other site")
+        connection = self.name(drill.get("connection"), f"{key}.connection", "connection", required=False) \
             or sites[fault].gateway.connection
         return DrillTarget(connection=connection, fault_site=fault, peer_site=peer)

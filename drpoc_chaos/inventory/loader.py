@@ -13,8 +13,8 @@ from typing import Any, Mapping
 
 import yaml
 
-from .checks import build_inventory
-from .models import Inventory, InventoryError
+from .checks import build_fleet
+from .models import Fleet, Inventory, InventoryError
 
 DEFAULT_LAB_INVENTORY = Path("/var/lib/drpoc-lab/inventory.yaml")
 
@@ -23,7 +23,7 @@ WHERE_TO_LOOK = "run `drpoc lab up` or set DRPOC_INVENTORY / the `inventory` con
 # to more than this many nodes (a "billion laughs" alias bomb) is refused before anything walks the expansion.
 MAX_EXPANDED_NODES = 20_000
 
-_cache: dict[tuple[str, int, int], Inventory] = {}
+_cache: dict[tuple[str, int, int], Fleet] = {}
 _cache_lock = threading.Lock()
 
 
@@ -42,11 +42,11 @@ def _inventory_path(path, configuration) -> tuple[Path, str]:
     return DEFAULT_LAB_INVENTORY, "the lab's default path"
 
 
-def load_inventory(path: str | os.PathLike | None = None, configuration: Mapping | None = None) -> Inventory:
-    """Load and check the inventory.
+def load_fleet(path: str | os.PathLike | None = None, configuration: Mapping | None = None) -> Fleet:
+    """Load and check the inventory file as a `Fleet` of replication pairs (a version 1 file is one pair).
 
     The file is, first match wins: `path`, `configuration["inventory"]`, `$DRPOC_INVENTORY`,
-    `DEFAULT_LAB_INVENTORY`. Loaded inventories are cached by (path, mtime, size). Raises InventoryError.
+    `DEFAULT_LAB_INVENTORY`. Loaded files are cached by (path, mtime, size). Raises InventoryError.
     """
     where, origin = _inventory_path(path, configuration)
     where = where.absolute()
@@ -69,10 +69,27 @@ def load_inventory(path: str | os.PathLike | None = None, configuration: Mapping
     except (OSError, UnicodeDecodeError) as exc:
         raise InventoryError(f"cannot read the inventory ({exc})", path=where,
                              fix="make it a readable UTF-8 file") from None
-    inventory = parse_inventory(text, where)
+    fleet = parse_fleet(text, where)
     with _cache_lock:
-        _cache[cache_key] = inventory
-    return inventory
+        _cache[cache_key] = fleet
+    return fleet
+
+
+def load_inventory(path: str | os.PathLike | None = None, configuration: Mapping | None = None,
+                   pair: str | None = None) -> Inventory:
+    """Load and check the inventory, and return one replication pair's view of it (an `Inventory`).
+
+    The file is found as by `load_fleet()`. The pair is `pair`, else `configuration["pair"]`, else the file's only
+    pair (a version 1 file is one pair, named after its replica's site). A file of several pairs with none chosen,
+    or a name that is not one of its pairs, raises InventoryError listing them.
+    """
+    fleet = load_fleet(path, configuration)
+    origin = "the `pair` argument"
+    if pair is None and configuration:
+        chosen = configuration.get("pair")
+        if chosen is not None and chosen != "":
+            pair, origin = chosen, "configuration key `pair`"
+    return fleet.choose(pair, origin)
 
 
 class _Loader(yaml.SafeLoader):
@@ -136,8 +153,8 @@ def _lines(node, prefix: str = "", out: dict | None = None, seen: set | None = N
     return out
 
 
-def parse_inventory(text: str, path: str | os.PathLike = "<inventory>") -> Inventory:
-    """Parse and check inventory YAML `text` (pure; `path` is for messages and relative paths)."""
+def _parse_yaml(text: str, path: str | os.PathLike) -> tuple[Any, dict[str, int]]:
+    """The document and its key paths' lines; duplicate keys and alias bombs refused."""
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
@@ -158,4 +175,17 @@ def parse_inventory(text: str, path: str | os.PathLike = "<inventory>") -> Inven
         raise InventoryError(f"not valid YAML: {exc}", path=path, fix="fix the YAML syntax") from None
     finally:
         loader.dispose()
-    return build_inventory(data, Path(path), _lines(node) if node is not None else {})
+    return data, _lines(node) if node is not None else {}
+
+
+def parse_fleet(text: str, path: str | os.PathLike = "<inventory>") -> Fleet:
+    """Parse and check inventory YAML `text`, version 1 or 2, as a `Fleet` (pure; `path` is for messages and
+    relative paths)."""
+    data, lines = _parse_yaml(text, path)
+    return build_fleet(data, Path(path), lines)
+
+
+def parse_inventory(text: str, path: str | os.PathLike = "<inventory>", pair: str | None = None) -> Inventory:
+    """Parse and check inventory YAML `text` (pure; `path` is for messages and relative paths) and return the pair
+    `pair`, or the only pair (a version 1 file, or a version 2 file of one pair)."""
+    return parse_fleet(text, path).choose(pair)

@@ -8,6 +8,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..core.identifiers import name_problem
+
 
 class InventoryError(ValueError):
     """The inventory (or a secret reference in it) is missing or wrong.
@@ -177,6 +179,12 @@ class Inventory:
     drill: DrillTarget
     heartbeat: Heartbeat = field(default_factory=Heartbeat)
     replication: Replication | None = None  # needed by the failover drill only
+    # which replication pair of the file this is (version 2 files hold several; a version 1 file is one pair, named
+    # after its replica's site), the file's format version, and the Prefect work pool whose workers run this pair's
+    # drills (the fault site's `work_pool`, else the other site's; None = not set)
+    pair: str = ""
+    version: int = 1
+    work_pool: str | None = None
 
     @property
     def source(self) -> MysqlEndpoint:
@@ -240,6 +248,7 @@ class Inventory:
         return {
             "inventory": self.name,
             "inventory_path": str(self.path),
+            "pair": self.pair,
             "connection": self.drill.connection,
             "fault_site": self.drill.fault_site,
             "peer_site": self.drill.peer_site,
@@ -261,3 +270,80 @@ class Inventory:
                 for name, site in self.sites.items()
             },
         }
+
+
+@dataclass(frozen=True)
+class FleetSite:
+    """A site of the file as written, whatever pair it is in: its gateway's SSH host (with `control`/`helper`), its
+    database's SSH host (None: a transit site without a database) and the Prefect work pool near it (or None). The
+    tunnel's keys (connection, child, subnets) belong to a pair: see `Fleet.pair(name).gateway(site)`."""
+
+    name: str
+    gateway_host: str
+    control: str = "auto"
+    helper: str = DEFAULT_HELPER_PATH
+    database_host: str | None = None
+    work_pool: str | None = None
+
+
+def _pair_name_shown(name: object) -> str:
+    """A chosen pair name for a message: repeated only when it is a plain name (never option- or shell-looking text,
+    never long)."""
+    if isinstance(name, str) and name_problem(name) is None:
+        return repr(name)
+    return "(a value that is not a plain name, not shown)"
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """A loaded, checked inventory file as a set of replication pairs (docs/INVENTORY.md, "Version 2: fleets").
+
+    `pairs` maps each pair's name to its *pair view*, an ordinary `Inventory` with the pair's two sites, in file
+    order; a version 1 file is a fleet of one pair named after its replica's site. Treat the dicts as read-only."""
+
+    path: Path
+    name: str
+    version: int
+    pairs: dict[str, Inventory] = field(repr=False)
+    sites: dict[str, FleetSite] = field(repr=False)
+
+    def pair(self, name: str) -> Inventory:
+        """The pair view called `name`; unknown → InventoryError listing the pairs (a name that is not a plain name
+        is not repeated)."""
+        if isinstance(name, str) and name in self.pairs:
+            return self.pairs[name]
+        raise InventoryError(
+            f"no pair {_pair_name_shown(name)}; this inventory holds {self._holds()}", path=self.path, key="pairs",
+            fix=f"choose one of {', '.join(self.pairs)}")
+
+    def choose(self, name: str | None = None, origin: str = "the `pair` argument") -> Inventory:
+        """The pair view `name`, or the only pair when `name` is None. Several pairs and none chosen, or a name
+        that is not a pair → InventoryError saying which pairs there are (`origin` says where the name came from)."""
+        if name is None:
+            if len(self.pairs) == 1:
+                return next(iter(self.pairs.values()))
+            raise InventoryError(f"this inventory holds {self._holds()}: choose one", path=self.path,
+                                 fix="set the `pair` configuration key (chaos run --var pair=NAME)")
+        if not isinstance(name, str) or name not in self.pairs:
+            raise InventoryError(
+                f"no pair {_pair_name_shown(name)} (from {origin}); this inventory holds {self._holds()}",
+                path=self.path, fix=f"set `pair` to one of {', '.join(self.pairs)} (chaos run --var pair=NAME)")
+        return self.pairs[name]
+
+    def _holds(self) -> str:
+        n = len(self.pairs)
+        return f"{n} pair{'s' if n != 1 else ''} ({', '.join(self.pairs)})"
+
+    def gateway_hosts(self, pair_name: str) -> set[str]:
+        """The SSH host names of the pair's two gateways (one name when both sites share a gateway)."""
+        return {site.gateway.host for site in self.pair(pair_name).sites.values()}
+
+    def fault_gateway(self, pair_name: str) -> str:
+        """The SSH host name of the gateway the pair's drill takes its connection down on."""
+        inv = self.pair(pair_name)
+        return inv.sites[inv.drill.fault_site].gateway.host
+
+    def others(self, pair_name: str) -> list[Inventory]:
+        """Every pair view but `pair_name`'s, in file order."""
+        self.pair(pair_name)
+        return [inv for name, inv in self.pairs.items() if name != pair_name]
