@@ -15,11 +15,11 @@ One concern per module; imports only go downward (loader → checks → secrets 
     models.py   the frozen objects (Fleet, FleetSite, Inventory, SshHost, Gateway, MysqlEndpoint, Site, DrillTarget)
                 and InventoryError
     secrets.py  password references ({env|file|secret: NAME}) and resolve_secret()
-    checks.py   every rule of docs/INVENTORY.md: parsed YAML data → an Inventory, errors with key path and line
+    checks.py   every rule of docs/INVENTORY.md: parsed YAML data → an Inventory or a Fleet, errors with key path, line
     loader.py   where the file is, reading it, YAML (duplicate keys, alias-bomb bound, line numbers), the cache
 
 Import from here (`from drpoc_chaos.inventory import load_inventory`), not from the modules. The constants live in
-the module of their concern (`loader.DEFAULT_LAB_INVENTORY`, `loader.MAX_EXPANDED_NODES`, `checks.FORMAT_VERSION`,
+the module of their concern (`loader.DEFAULT_LAB_INVENTORY`, `loader.MAX_EXPANDED_NODES`, `checks.FORMAT_VERSIONS`,
 `secrets.SECRET_KINDS`); `DEFAULT_LAB_INVENTORY` is re-exported here, but to change the default path patch it on
 `loader`, where `load_inventory()` reads it.
 """

@@ -1,4 +1,8 @@
-"""The rules of docs/INVENTORY.md: parsed YAML data → a checked, frozen `Inventory`.
+"""The rules of docs/INVENTORY.md: parsed YAML data → a checked, frozen `Inventory` (version 1) or `Fleet`.
+
+Version 2 ("fleets") reuses every version 1 check: its sites' gateways and databases and each pair's tunnel sides
+and drill block go through the same builders (`gateway`, `build_database`, `build_drill`), so a pair view is built
+exactly like a version 1 inventory, with key paths under `pairs.<pair>` where the value was written there.
 
 Every error names the key path and the line (or the closest parent's line) and says how to fix it; a value is never
 echoed under a secret-looking key (`_show`) and a password is never echoed at all.

@@ -273,6 +273,11 @@ def test_fleets_are_cached_and_parse_fleet_is_pure(tmp_path):
     parsed = parse_fleet(path.read_text(), path)
     assert list(parsed.pairs) == list(SPOKES) and parsed is not load_fleet(path)
     assert parse_fleet(LAB.read_text(), LAB).version == 1
+    # the version 1 builder kept for existing callers refuses a version 2 document, pointing at load_fleet
+    from drpoc_chaos.inventory.checks import build_inventory
+    with pytest.raises(InventoryError, match="version 2 file") as caught:
+        build_inventory(fleet_data(), path, {})
+    assert "load_fleet" in caught.value.fix
 
 
 # --- work pools -----------------------------------------------------------------------------------------------
