@@ -88,9 +88,11 @@ class Fleet:
 
     @property
     def shown(self) -> bool:
-        """The review shows the Fleet and Campaigns sections only when the drills span more than one pair or a
-        campaign file was found: a single-pair review stays as it was."""
-        return len(self.pairs) > 1 or self.campaign_files > 0
+        """The review shows the Fleet and Campaigns sections only when the drills span more than one pair (and at
+        least one journal names its pair: journals that name none come from single-pair inventories, so an older
+        archive, even one mixing inventories or holding a journal without a scope, stays as it was) or a campaign
+        file was found."""
+        return self.campaign_files > 0 or (len(self.pairs) > 1 and any(p.pair_recorded for p in self.pairs))
 
 
 def _ts(rec: DrillRecord) -> float:

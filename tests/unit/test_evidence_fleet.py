@@ -308,10 +308,11 @@ def test_split_inputs_and_explicit_campaign_files(archive, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ one pair
-def test_a_single_pair_review_has_no_fleet_section(tmp_path):
+@pytest.mark.parametrize("pair", [None, "onprem-db"])
+def test_a_single_pair_review_has_no_fleet_section(tmp_path, pair):
     arch = tmp_path / "journal"
-    archive_journal(journal(None, 3, run="11110000"), arch)
-    archive_journal(journal(None, 1, run="22220000", passed=False, rto=80.0), arch)
+    archive_journal(journal(pair, 3, run="11110000"), arch)
+    archive_journal(journal(pair, 1, run="22220000", passed=False, rto=80.0), arch)
     code, data = review([arch], tmp_path / "out")
     html = (tmp_path / "out" / "drpoc-review.html").read_text()
     md = (tmp_path / "out" / "drpoc-review.md").read_text()
@@ -323,3 +324,12 @@ def test_a_single_pair_review_has_no_fleet_section(tmp_path):
     fleet = build_fleet(records, history)
     assert render_html(records, problems, history, fleet=fleet) == render_html(records, problems, history)
     assert render_markdown(records, problems, history, fleet=fleet) == render_markdown(records, problems, history)
+
+
+def test_older_journals_naming_no_pair_show_no_fleet(tmp_path):
+    """The sample journals name no pair; one has no scope at all (two derived rows): the review stays as it was."""
+    records, problems = load_journals([JOURNALS])
+    history = build_history(records)
+    fleet = build_fleet(records, history)
+    assert len(fleet.pairs) == 2 and not any(p.pair_recorded for p in fleet.pairs) and not fleet.shown
+    assert render_html(records, problems, history, fleet=fleet) == render_html(records, problems, history)
