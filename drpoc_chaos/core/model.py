@@ -5,8 +5,9 @@ Reading is tolerant — a journal is evidence, possibly old, hand-edited or dama
 as missing (None / empty) and is listed in `problems`, never raised. Keys this version does not know are kept in
 `extra` and written back unchanged.
 
-Made for what comes next: `pair` names the replication pair a drill ran on (None: the inventory's only pair), and
-`roles` the sites in each role when the drill started and ended (a failover drill swaps source and replica).
+Made for what comes next: `pair` names the replication pair a drill ran on (None: the inventory's only pair),
+`roles` the sites in each role when the drill started and ended (a failover drill swaps source and replica), and
+`blast_radius` what the drill saw on the inventory's other pairs while it held its fault (a leak: another pair hurt).
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ __all__ = ["SCHEMA", "DrillResult"]
 SCHEMA = "drpoc.journal/1"
 
 _DICTS = ("controller", "scope", "objectives", "settings", "timeline", "writes", "metrics", "safety", "feasibility",
-          "died", "roles")
+          "died", "roles", "blast_radius")
 _LISTS = ("events", "objective_results", "earlier_drills_died", "parity")
 _STRS = ("schema", "run_id", "scenario", "title", "started", "ended", "closed_at", "intent", "archived_as", "pair")
 
@@ -52,6 +53,8 @@ class DrillResult:
     earlier_drills_died: list[dict[str, Any]] = field(default_factory=list)
     died: dict[str, Any] = field(default_factory=dict)
     parity: list[dict[str, Any]] = field(default_factory=list)  # data-parity checks: verdict per table
+    # the other pairs watched while this one was drilled: {"ok", "watched", "skipped", "leaks": [{pair, t, what}]}
+    blast_radius: dict[str, Any] = field(default_factory=dict)
     archived_as: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
@@ -108,7 +111,7 @@ class DrillResult:
         optional = {"closed_at": self.closed_at, "pair": self.pair, "roles": self.roles,
                     "feasibility": self.feasibility, "intent": self.intent,
                     "earlier_drills_died": self.earlier_drills_died, "died": self.died,
-                    "parity": self.parity, "archived_as": self.archived_as}
+                    "parity": self.parity, "blast_radius": self.blast_radius, "archived_as": self.archived_as}
         if self.intent is not None:  # a drill that ran says what it found, even when it found nothing
             optional["earlier_drills_died"] = self.earlier_drills_died
         out.update({k: v for k, v in optional.items()

@@ -15,6 +15,8 @@ import sys
 from typing import Any, Mapping, Sequence, TextIO
 
 from ..core import fmt
+from .campaigns import load_campaigns, split_inputs
+from .fleet import build_fleet
 from .history import build_history, parse_schedule
 from .ledger import HEAD_FILE_ENV, LedgerError, read_heads, verify_archive
 from .model import load_journals
@@ -58,17 +60,22 @@ def review_command(paths: Sequence[str], out_dir: str, *,
 
     out = out or sys.stdout
     paths = list(paths) or ["journal"]
+    journal_paths, campaign_files = split_inputs(paths)
     try:
-        records, problems = load_journals(paths, public_key=public_key, secrets=secrets)
+        records, problems = load_journals(journal_paths, public_key=public_key, secrets=secrets)
     except LedgerError as exc:  # only an unusable public key gets here
         _error(out, "review", str(exc), as_json)
         return 2
+    campaigns, campaign_problems = load_campaigns(campaign_files, secrets=secrets)
+    problems = problems + campaign_problems
     history = build_history(records, expected_interval_days)
-    html_path, md_path = write_review(records, problems, history, out_dir, inputs=paths)
+    fleet = build_fleet(records, history, campaigns, campaign_files=len(campaign_files))
+    html_path, md_path = write_review(records, problems, history, out_dir, inputs=paths, fleet=fleet)
     failed = [r for r in records if r.counted and r.passed is False]
     code = 1 if problems or (strict and (failed or history.overdue)) else 0
     if as_json:
-        print(json.dumps(review_json(records, problems, history, (html_path, md_path), code), indent=2), file=out)
+        print(json.dumps(review_json(records, problems, history, (html_path, md_path), code, fleet), indent=2),
+              file=out)
         return code
 
     rate = fmt.pct(history.pass_rate)
@@ -101,6 +108,17 @@ def review_command(paths: Sequence[str], out_dir: str, *,
               f"(claims {_line(r.verdict_label)})", file=out)
     for s in history.overdue:
         print(f"  OVERDUE {_line(s.scenario)}: {s.schedule_status}", file=out)
+    if fleet.shown:
+        print(f"Fleet: {len(fleet.pairs)} pair(s), {sum(1 for p in fleet.pairs if p.overdue)} overdue; "
+              f"{len(campaigns)} campaign(s), {sum(1 for c in campaigns if c.halted)} halted.", file=out)
+        for row in fleet.pairs:
+            if row.overdue:
+                print(f"  PAIR OVERDUE {_line(row.inventory or 'n/a')}/{_line(row.pair)}: "
+                      f"{_line(row.schedule_status)}", file=out)
+        for c in campaigns:
+            if c.halted:
+                print(f"  CAMPAIGN HALTED {_line(fmt.short_id(c.campaign_id))} {_line(c.scenario or 'n/a')}: "
+                      f"{_line(c.halt_reason or 'no reason recorded')}", file=out)
     for p in problems:
         print(f"  PROBLEM ({p.kind}) {_line(str(p))}", file=out)
     print(f"Wrote {html_path}\nWrote {md_path}", file=out)
@@ -119,9 +137,13 @@ def _iso(when: Any) -> str | None:
 
 
 def review_json(records: Sequence[Any], problems: Sequence[Any], history: Any, written: tuple[Any, Any],
-                exit_code: int) -> dict[str, Any]:
-    """`drpoc review --json` (schema `drpoc-review/1`, docs/EVIDENCE.md): the summary the text output prints."""
+                exit_code: int, fleet: Any = None) -> dict[str, Any]:
+    """`drpoc review --json` (schema `drpoc-review/1`, docs/EVIDENCE.md): the summary the text output prints,
+    with the fleet view (`fleet`: {shown, pairs}) and the campaigns read (`campaigns`)."""
+    from .fleet import build_fleet, campaigns_json, fleet_json
     from .report import integrity_summary
+
+    fleet = fleet if fleet is not None else build_fleet(records, history)
 
     return {
         "schema": "drpoc-review/1",
@@ -135,9 +157,13 @@ def review_json(records: Sequence[Any], problems: Sequence[Any], history: Any, w
         "integrity": integrity_summary(records, problems),
         "drills": [{"run_id": r.run_id, "scenario": r.scenario, "started": _iso(r.started), "verdict": r.verdict,
                     "passed": r.passed, "counted": r.counted, "integrity": r.integrity, "cause": r.cause,
-                    "reasons": list(r.reasons or r.issues[:1])} for r in records],
+                    "reasons": list(r.reasons or r.issues[:1]),
+                    "inventory": r.inventory if r.is_drpoc else None,
+                    "pair": r.pair if r.is_drpoc else None} for r in records],
         "overdue": [{"scenario": s.scenario, "status": s.schedule_status} for s in history.overdue],
         "problems": [{"kind": p.kind, "source": p.source, "message": p.message} for p in problems],
+        "fleet": fleet_json(fleet),
+        "campaigns": campaigns_json(fleet),
         "report": {"html": str(written[0]), "markdown": str(written[1])},
     }
 

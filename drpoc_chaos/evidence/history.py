@@ -49,6 +49,7 @@ class TrendPoint:
     passed: bool | None
     values: dict[str, float | None]
     objectives: dict[str, float | None]
+    rpo_seconds: float | None = None  # DrillRecord.rpo_seconds: shown in the fleet view, not in the charts
 
 
 @dataclass
@@ -104,6 +105,13 @@ class History:
     def overdue(self) -> list[ScenarioHistory]:
         return [s for s in self.scenarios if s.interval_days is not None and (s.overdue or s.last_pass is None)]
 
+    @property
+    def schedule(self) -> dict[str, float | None]:
+        """The schedule in force, as ``build_history`` takes it again (a default it removed stays removed)."""
+        out: dict[str, float | None] = {k: None for k in DEFAULT_INTERVAL_DAYS}
+        out.update(self.expected_interval_days)
+        return out
+
 
 def build_history(records: Iterable[DrillRecord], expected_interval_days: Mapping[str, float | None] | None = None,
                   now: datetime | None = None) -> History:
@@ -146,7 +154,7 @@ def build_history(records: Iterable[DrillRecord], expected_interval_days: Mappin
         if rec.is_drpoc and rec.started is not None:
             sh.trend.append(TrendPoint(rec.run_id, rec.started, rec.passed,
                                        {m: rec.metric(m) for m in TREND_METRICS},
-                                       {m: objective_for(rec, m) for m in TREND_METRICS}))
+                                       {m: objective_for(rec, m) for m in TREND_METRICS}, rec.rpo_seconds))
     for name in schedule:
         by_scenario.setdefault(name, ScenarioHistory(name))
     for sh in by_scenario.values():

@@ -25,7 +25,7 @@ from .redact import redact
 
 __all__ = [
     "SCHEMA", "Problem", "Objective", "ProbeResult", "SteadyState", "Rollback", "Writes", "Event", "Scope",
-    "DrillRecord", "load_journals", "normalise_journal", "expand_inputs",
+    "DrillRecord", "load_journals", "normalise_journal", "expand_inputs", "Leak", "BlastRadius", "ONLY_PAIR",
 ]
 
 SCHEMA = "drpoc.journal/1"
@@ -61,6 +61,8 @@ NOT_STARTED_CAUSES = {
 # matches, but its archive has integrity findings) are shown amber and still counted; every other status means the
 # journal cannot be trusted: it is left out of the pass rate and the trends and listed as excluded.
 TRUSTED_INTEGRITY = ("verified", "unconfirmed", "no ledger")
+# the pair of a journal that names none and whose scope names no replica either
+ONLY_PAIR = "(only pair)"
 
 
 # ------------------------------------------------------------------------------------------------ data classes
@@ -147,6 +149,25 @@ class Scope:
         return sorted(set(self.gateways) | set(self.subnets))
 
 
+@dataclass(frozen=True)
+class Leak:
+    """Another pair hurt while this drill held its fault (``drpoc.blast_radius.leaks``)."""
+    pair: str | None
+    t: float | None
+    what: str | None
+
+
+@dataclass(frozen=True)
+class BlastRadius:
+    """``drpoc.blast_radius``: the inventory's other pairs watched during the drill. ``recorded`` False: the
+    journal says nothing (a single-pair inventory, an older drill)."""
+    recorded: bool = False
+    ok: bool | None = None
+    watched: tuple[str, ...] = ()
+    skipped: tuple[tuple[str, str], ...] = ()
+    leaks: tuple[Leak, ...] = ()
+
+
 @dataclass
 class DrillRecord:
     """One journal, normalised. ``None`` means "not in the journal" and is shown as n/a."""
@@ -194,6 +215,11 @@ class DrillRecord:
     died: dict[str, Any] | None = None  # died drills: detected_by, last_step, deadman, recover
     integrity_findings: list[str] = field(default_factory=list)  # findings of the archive naming this journal
     archive_findings: int = 0  # findings of the archive this journal is in (0 when not archived)
+    # the replication pair drilled: ``drpoc.pair``; for a journal that names none (written before inventories
+    # held several pairs) the scope's replica site, else the host of the scope's replica, else ONLY_PAIR
+    pair: str = ONLY_PAIR
+    pair_recorded: bool = False  # True when the journal itself names the pair
+    blast_radius: BlastRadius = field(default_factory=BlastRadius)
 
     @property
     def verdict_label(self) -> str:
@@ -232,6 +258,23 @@ class DrillRecord:
 
     def metric(self, name: str) -> float | None:
         return _num(self.metrics.get(name))
+
+    @property
+    def inventory(self) -> str | None:
+        return self.scope.inventory
+
+    @property
+    def rpo_seconds(self) -> float | None:
+        """The drill's RPO figure, as the review shows it: ``metrics.rpo_seconds`` ("data-loss window (RPO
+        achieved)"), else what the ``rpo_seconds`` objective (then ``failover_rpo_seconds``) achieved, else
+        ``metrics.rpo_exposure.max_seconds`` (the measure core.metrics judges that objective on)."""
+        value = self.metric("rpo_seconds")
+        for name in ("rpo_seconds", "failover_rpo_seconds"):
+            if value is None:
+                value = next((_num(o.achieved) for o in self.objectives if o.name == name), None)
+        if value is None:
+            value = _num(_d(self.metrics.get("rpo_exposure")).get("max_seconds"))
+        return value
 
     def event_t(self, name: str) -> float | None:
         for ev in self.events:
@@ -376,6 +419,48 @@ def _scope(value: Any) -> Scope:
                  _s(sc.get("fault_site")), gw, _s(sc.get("source")), _s(sc.get("replica")), sn)
 
 
+def _pair(drpoc: dict[str, Any], warnings: list[str]) -> tuple[str, bool]:
+    value = drpoc.get("pair")
+    if isinstance(value, str) and value.strip():
+        return value, True
+    if value is not None and not isinstance(value, str):
+        warnings.append(f"drpoc.pair is a {type(value).__name__}, not a string: the pair is taken from the scope")
+    sc = _d(drpoc.get("scope"))
+    site = sc.get("replica_site")
+    if isinstance(site, str) and site.strip():
+        return site, False
+    replica = sc.get("replica")
+    if isinstance(replica, str) and replica.split():
+        return replica.split()[0], False
+    return ONLY_PAIR, False
+
+
+def _blast_radius(value: Any, warnings: list[str]) -> BlastRadius:
+    if value is None:
+        return BlastRadius()
+    if not isinstance(value, dict):
+        warnings.append(f"drpoc.blast_radius is a {type(value).__name__}, not an object: not read")
+        return BlastRadius()
+    bad: list[str] = []
+    watched = tuple(str(v) for v in _l(value.get("watched")) if isinstance(v, str))
+    if len(watched) != len(_l(value.get("watched"))) or not isinstance(value.get("watched", []), list):
+        bad.append("watched")
+    skipped = tuple((str(k), _s(v) or "") for k, v in _d(value.get("skipped")).items())
+    if not isinstance(value.get("skipped", {}), dict):
+        bad.append("skipped")
+    raw_leaks = value.get("leaks", [])
+    leaks = tuple(Leak(_s(_d(x).get("pair")), _num(_d(x).get("t")), _s(_d(x).get("what")))
+                  for x in _l(raw_leaks) if isinstance(x, dict))
+    if not isinstance(raw_leaks, list) or len(leaks) != len(_l(raw_leaks)):
+        bad.append("leaks")
+    ok = value.get("ok")
+    if ok is not None and not isinstance(ok, bool):
+        bad.append("ok")
+    if bad:
+        warnings.append(f"drpoc.blast_radius: {', '.join(bad)} of an unexpected type: read as far as possible")
+    return BlastRadius(True, _bool(ok), watched, skipped, leaks)
+
+
 def _writes(value: Any) -> Writes:
     w = value if isinstance(value, dict) else None
     if w is None:
@@ -418,6 +503,10 @@ def derive_issues(rec: DrillRecord) -> list[str]:
         issues.append("the dead-man's switch fired: the fault was reverted by the safety net")
     if rec.rollbacks_forced:
         issues.append("rollbacks were forced by the drill control")
+    for leak in rec.blast_radius.leaks:
+        at = f" at t={leak.t:g}s" if leak.t is not None else ""
+        issues.append(f"blast radius: pair {leak.pair or 'n/a'} was hurt{at} while pair {rec.pair} was drilled"
+                      + (f": {leak.what}" if leak.what else ""))
     if rec.is_drpoc and rec.verdict == "passed" and not any(o.passed is not None for o in rec.objectives):
         issues.append("the verdict says passed but no objective result is recorded: nothing to check it against")
     if rec.integrity not in ("verified",):
@@ -505,6 +594,9 @@ def normalise_journal(journal: dict[str, Any], path: str, sha256: str = "") -> t
         interval_seconds=_num(timeline.get("interval_seconds")), timeline=samples,
         events=_events(drpoc.get("events")), safety=safety, sha256=sha256, warnings=warnings,
     )
+    if is_drpoc:
+        rec.pair, rec.pair_recorded = _pair(drpoc, warnings)
+        rec.blast_radius = _blast_radius(drpoc.get("blast_radius"), warnings)
     if rec.verdict == NOT_STARTED:
         rec.passed = None  # never judged, whatever "passed" says
         rec.cause = _s(verdict.get("cause"))

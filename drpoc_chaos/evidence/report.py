@@ -28,6 +28,8 @@ from markupsafe import Markup
 
 from .. import __version__
 from ..core import fmt
+from .campaigns import load_campaigns, split_inputs
+from .fleet import TREND_LENGTH, Fleet, build_fleet, trend_text
 from .history import TREND_LABELS, TREND_METRICS, History, build_history
 from .model import DrillRecord, Problem, Scope, load_journals
 from .svg import timeline_svg, trend_svg
@@ -338,6 +340,8 @@ _FILTERS = {
     "integrity_class": lambda rec: INTEGRITY_CLASS.get(rec.integrity, "fail"),
     "trend_chart": lambda s: _svg(trend_svg(s.trend, f"Detection, recovery and catch-up times for {s.scenario}")),
     "join_text": lambda items, sep: sep.join(str(i) for i in items),
+    "trend_text": trend_text, "pair_class": lambda row: "fail" if row.overdue else "pass",
+    "state_class": lambda state: {"passed": "pass", "failed": "fail", "error": "fail"}.get(state or "", "warn"),
 }
 _TEMPLATES = Path(__file__).with_name("templates")
 _envs: dict[str, jinja2.Environment] = {}
@@ -364,9 +368,10 @@ def _env(kind: str) -> jinja2.Environment:
 
 
 def _context(records: Sequence[DrillRecord], problems: Sequence[Problem], history: History, title: str,
-             inputs: Sequence[str] | None) -> dict[str, Any]:
+             inputs: Sequence[str] | None, fleet: Fleet | None = None) -> dict[str, Any]:
     inputs_p, integrity_p = _problem_groups(problems)
     return dict(records=records, problems=problems, history=history, title=title, version=__version__,
+                fleet=fleet if fleet is not None and fleet.shown else None, fleet_trend_length=TREND_LENGTH,
                 header_facts=_header_facts(records, problems, history, inputs), findings=integrity_findings(problems),
                 integrity_summary=integrity_summary(records, problems),
                 outcome_summary=outcome_summary(records, history),
@@ -379,19 +384,22 @@ def _by_start(records: Sequence[DrillRecord]) -> list[DrillRecord]:
 
 
 def render_html(records: Sequence[DrillRecord], problems: Sequence[Problem], history: History, *,
-                title: str = "Disaster-recovery drill evidence", inputs: Sequence[str] | None = None) -> str:
-    """The whole review as one self-contained HTML document."""
+                title: str = "Disaster-recovery drill evidence", inputs: Sequence[str] | None = None,
+                fleet: Fleet | None = None) -> str:
+    """The whole review as one self-contained HTML document; with ``fleet`` (``fleet.build_fleet``) and when it
+    is to be shown (several pairs, or campaigns), its Fleet and Campaigns sections too."""
     records = _by_start(records)
     charted = chart_selection(records)
     charts = {i: _svg(timeline_svg(r)) for i, r in enumerate(records) if id(r) in charted}
     return _env("html").get_template("report.html").render(
-        charts=charts, **_context(records, problems, history, title, inputs))
+        charts=charts, **_context(records, problems, history, title, inputs, fleet))
 
 
 def render_markdown(records: Sequence[DrillRecord], problems: Sequence[Problem], history: History, *,
-                    title: str = "Disaster-recovery drill evidence", inputs: Sequence[str] | None = None) -> str:
+                    title: str = "Disaster-recovery drill evidence", inputs: Sequence[str] | None = None,
+                    fleet: Fleet | None = None) -> str:
     """The same facts as ``render_html``, as Markdown tables (no chart)."""
-    context = _context(_by_start(records), problems, history, title, inputs)
+    context = _context(_by_start(records), problems, history, title, inputs, fleet)
     context["version"] = MdText(__version__)  # ours, not a journal's: "0.1.0" shown as it is
     return _env("md").get_template("report.md").render(**context)
 
@@ -405,14 +413,14 @@ def _atomic_write(path: Path, text: str) -> None:
 
 def write_review(records: Sequence[DrillRecord], problems: Sequence[Problem], history: History,
                  out_dir: str | os.PathLike[str], *, inputs: Sequence[str | os.PathLike[str]] | None = None,
-                 basename: str = "drpoc-review") -> tuple[Path, Path]:
+                 basename: str = "drpoc-review", fleet: Fleet | None = None) -> tuple[Path, Path]:
     """Write already loaded records as ``<out_dir>/<basename>.html`` and ``.md`` (each atomically)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     html_path, md_path = out / f"{basename}.html", out / f"{basename}.md"
     shown = [os.fspath(i) for i in inputs] if inputs is not None else None
-    _atomic_write(html_path, render_html(records, problems, history, inputs=shown))
-    _atomic_write(md_path, render_markdown(records, problems, history, inputs=shown))
+    _atomic_write(html_path, render_html(records, problems, history, inputs=shown, fleet=fleet))
+    _atomic_write(md_path, render_markdown(records, problems, history, inputs=shown, fleet=fleet))
     return html_path, md_path
 
 
@@ -423,9 +431,13 @@ def write_report(paths: Iterable[str | os.PathLike[str]], out_dir: str | os.Path
     """Load the journals in ``paths``, build the history and write ``<out_dir>/<basename>.html`` and ``.md``.
     Returns both paths."""
     paths = [os.fspath(p) for p in paths]
-    records, problems = load_journals(paths, public_key=public_key)
+    journal_paths, campaign_files = split_inputs(paths)
+    records, problems = load_journals(journal_paths, public_key=public_key)
+    campaigns, campaign_problems = load_campaigns(campaign_files)
     history = build_history(records, expected_interval_days, now)
-    return write_review(records, problems, history, out_dir, inputs=paths, basename=basename)
+    fleet = build_fleet(records, history, campaigns, campaign_files=len(campaign_files))
+    return write_review(records, problems + campaign_problems, history, out_dir, inputs=paths, basename=basename,
+                        fleet=fleet)
 
 
 def report_json_summary(records: Sequence[DrillRecord], problems: Sequence[Problem], history: History) -> str:
