@@ -88,6 +88,8 @@ from .server import (
     schedule_down,
     schedule_status,
     schedule_up,
+    start_pool_worker,
+    stop_pool_worker,
 )
 from .settings import (
     DEFAULT_ARCHIVE_DIR,
@@ -149,7 +151,7 @@ __all__ = [
     # server
     "SchedulerPaths", "api_healthy", "api_url_for", "default_state_dir", "drill_now", "port_in_use",
     "prefect_client", "prefect_env", "read_record", "record_alive", "record_process", "schedule_down",
-    "schedule_status", "schedule_up",
+    "schedule_status", "schedule_up", "start_pool_worker", "stop_pool_worker",
     # cli
     "add_drill_parser", "add_schedule_parser",
 ]

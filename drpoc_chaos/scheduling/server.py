@@ -304,6 +304,31 @@ def schedule_up(*, port: int = DEFAULT_PORT, state_dir: Path | None = None, repo
     return result
 
 
+def start_pool_worker(pool: str, *, api_url: str, state_dir: Path | None = None, repo: Path | None = None,
+                      worker_query_seconds: float | None = 2, timeout: float = 90.0) -> dict[str, Any]:
+    """A process worker on `pool` (a campaign's site pool), recorded as `worker-<pool>` and stopped by that record
+    (`stop_pool_worker`). Returns its record once it is online."""
+    repo = project_root(repo)
+    paths = SchedulerPaths(Path(state_dir) if state_dir else default_state_dir(repo))
+    paths.home.mkdir(parents=True, exist_ok=True)
+    env = prefect_env(paths.home, api_url, worker_query_seconds=worker_query_seconds)
+    name = f"drpoc-{socket.gethostname()}-{pool}"
+    rec = _spawn(paths, f"worker-{pool}", [_prefect_bin(), "worker", "start", "--pool", pool, "--type",
+                                           WORK_POOL_TYPE, "--name", name], env, repo, pool=pool, worker_name=name)
+    if not _wait(lambda: _worker_online(api_url, pool, name), timeout, alive=lambda: record_alive(rec)):
+        if record_alive(rec):
+            _stop_record(paths, f"worker-{pool}", out=lambda m: None)
+        log = paths.log_file(f"worker-{pool}")
+        raise SchedulingError(f"the worker of pool {pool} did not come online; its log ({log}) ends with:\n"
+                              + _tail(log))
+    return dict(rec)
+
+
+def stop_pool_worker(pool: str, *, state_dir: Path | None = None, repo: Path | None = None) -> str:
+    paths = SchedulerPaths(Path(state_dir) if state_dir else default_state_dir(repo))
+    return _stop_record(paths, f"worker-{pool}", out=lambda m: None)
+
+
 def _worker_online(api_url: str, pool: str, name: str) -> bool:
     try:
         with prefect_client(api_url) as client:
@@ -331,7 +356,7 @@ def _stop_record(paths: SchedulerPaths, name: str, out: Callable[[str], None] = 
         return "not running"
     pid, pgid = rec["pid"], rec.get("pgid", rec["pid"])
     how = ""
-    if name == "worker":
+    if name == "worker" or name.startswith("worker-"):
         # a Prefect worker ignores one SIGTERM; two SIGINTs stop it (the flow runs it started go with it — a
         # running drill does not: chaos runs in a session of its own and finishes its restoration)
         for _ in range(2):
