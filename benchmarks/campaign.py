@@ -85,7 +85,7 @@ def main() -> int:
         lab.up(LabSettings(sites=1))
     seq, par = results[1], results[args.parallel]
     print(f"\n| campaign ({args.sites} pairs) | wall s | passed | blast-radius leaks |\n|---|---|---|---|")
-    for k, (wall, record, leaks, ok) in results.items():
+    for k, (wall, record, leaks, _ok) in results.items():
         print(f"| max_parallel {k} | {wall:.1f} | {record['passed']}/{len(record['chosen'])} | {leaks} |")
     ratio = par[0] / seq[0]
     print(f"\nratio parallel/sequential: {ratio:.2f} (target <= 0.6); leaks: {seq[2] + par[2]} (target 0)")

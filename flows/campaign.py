@@ -23,6 +23,7 @@ from typing import Any, Optional, Union
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import FlowRun
 from prefect.context import get_run_context
 from prefect.futures import PrefectFuture
 
@@ -45,6 +46,8 @@ def pair_drill(pair: str, deployment: str, parameters: dict[str, Any], timeout_s
     started = utc_now_iso()
     fr = run_deployment(name=deployment, parameters=parameters, timeout=timeout_seconds,
                         tags=["drpoc", "campaign", f"pair:{pair}"])
+    if not isinstance(fr, FlowRun):  # a coroutine only when called from async code; this task is sync
+        raise TypeError("run_deployment returned a coroutine in a sync task")
     state = fr.state
     rows = sc.read_pair_outcome(fr.id) if state is not None and state.is_final() else []
     return {"flow_run_id": str(fr.id), "state": state.type.value if state else None,
@@ -93,7 +96,8 @@ def dr_campaign(scenario: str = sch.DEFAULT_EXPERIMENT,
     deployments = sc.ensure_pair_deployments(sorted(set(pools.values())))
     gateways = {p: sc.campaign_gateways(fleet, p) for p in chosen}
     ctx = get_run_context()
-    flow_run_id = str(ctx.flow_run.id) if getattr(ctx, "flow_run", None) else None
+    current = getattr(ctx, "flow_run", None)
+    flow_run_id = str(current.id) if current is not None else None
     started = utc_now_iso()
     logger.info("campaign %s: %s on %s (selection %s, seed %d), at most %d at once", campaign_id[:8], scenario,
                 ", ".join(chosen), selection, seed, k)

@@ -247,7 +247,8 @@ def facts_from_journal(journal: Mapping[str, Any]) -> Facts:
         else None,
         died=bool(recorded and recorded.status == "died"),
         split_brain=split_brain_times(_mapping(drpoc.get("timeline")).get("samples") or []),
-        extra_reasons=blast_radius_reasons(drpoc.get("pair"), _mapping(drpoc.get("blast_radius")).get("leaks")),
+        extra_reasons=blast_radius_reasons(drpoc.get("pair"),
+                                           _mapping(drpoc.get("blast_radius")).get("leaks") or []),
     )
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from drpoc_chaos.core.model import DrillResult
+from drpoc_chaos.core.verdict import blast_radius_reasons
 from drpoc_chaos.evidence.archive import archive_journal
 from drpoc_chaos.evidence.campaigns import load_campaigns, read_campaign, split_inputs
 from drpoc_chaos.evidence.cli import review_command
@@ -58,13 +59,17 @@ def journal(pair: str | None, days_ago: float, *, passed: bool = True, rto: floa
     if leaks is not None:
         d["blast_radius"] = {"ok": not leaks, "watched": ["onprem", "onprem2", "onprem3"], "skipped": {},
                              "leaks": leaks}
+        if leaks and not passed:
+            d["verdict"]["reasons"] += blast_radius_reasons(pair, leaks)
     return j
 
 
 DRILLS = [  # (pair, days ago, passed, rto, rpo, run id prefix, leaks)
     ("onprem", 9.0, True, 10.0, 0.0, "aa000001", None),
-    ("onprem", 5.0, False, 90.0, 2.5, "aa000002", None),
-    ("onprem", 1.0, True, 14.0, 0.5, "aa000003", [{"pair": "onprem2", "t": 7.5, "what": "tunnel down on onprem2-vpn"}]),
+    # a leak fails its drill (the control's verdict, and `verify`'s re-judgement of the journal)
+    ("onprem", 5.0, False, 90.0, 2.5, "aa000002",
+     [{"pair": "onprem2", "t": 7.5, "what": "tunnel down on onprem2-vpn"}]),
+    ("onprem", 1.0, True, 14.0, 0.5, "aa000003", None),
     ("onprem2", 20.0, True, 11.0, 0.0, "bb000001", None),
     ("onprem3", 2.0, False, 95.0, 3.0, "cc000001",
      [{"pair": "onprem", "t": 3.0, "what": "replica lag on onprem"},
