@@ -77,8 +77,8 @@ def main() -> int:
                 print(f"max_parallel {k}: {wall:.1f} s, {record['passed']}/{len(record['chosen'])} passed, "
                       f"{leaks} leaks", flush=True)
     finally:
-        from prefect.logging.handlers import APILogHandler
-        APILogHandler.flush()  # the flows' queued logs, while the server is still up
+        from prefect.logging.handlers import APILogWorker
+        APILogWorker.drain_all(timeout=5)  # the flows' queued logs, while the server is still up
         for pool in started:
             sch.stop_pool_worker(pool, state_dir=state)
         sch.schedule_down(state_dir=state, out=lambda m: None)

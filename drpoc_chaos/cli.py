@@ -111,22 +111,34 @@ def _lab_seed_data(args: argparse.Namespace) -> int:
     if args.rows < 4:
         _print("drpoc lab seed-data: --rows must be at least 4 (one row per table)")
         return 2
-    out = seed(load_inventory(args.inventory), args.rows, schema=args.schema, say=_print)
+    out = seed(load_inventory(args.inventory, pair=args.pair), args.rows, schema=args.schema, say=_print)
     print(json.dumps(out) if args.json else f"{out['schema']}: {out['rows']:,} rows ({out['tables']})")
     return 0
 
 
 def _recover(args: argparse.Namespace) -> int:
     from .drill.recover import recover
-    from .lab.faults import is_lab, return_lost_source, undo_lab_faults
+
     # with --json the progress goes to stderr and stdout carries only the result (drpoc-recover/1)
-    out = recover(args.inventory, timeout=args.timeout, release_lock=not args.keep_lock,
-                  archive_dir=args.archive_dir, say=_print if args.json else lambda m: print(m, flush=True),
-                  undo_emulated_faults=undo_lab_faults,
-                  bring_back_source=lambda inv: return_lost_source(inv) if is_lab(inv) else None)
+    from .inventory import load_fleet
+    from .lab.faults import is_lab, return_lost_source, undo_lab_faults
+    say = _print if args.json else (lambda m: print(m, flush=True))
+    # a fleet without --pair: every pair, one after the other (an orchestrator that died mid-campaign may have left
+    # several pairs half-drilled); each pair's recovery is the one-pair recovery
+    pairs = [args.pair] if args.pair else list(load_fleet(args.inventory).pairs)
+    results = {}
+    for pair in pairs:
+        if len(pairs) > 1:
+            say(f"--- pair {pair}")
+        results[pair] = recover(args.inventory, timeout=args.timeout, release_lock=not args.keep_lock,
+                                archive_dir=args.archive_dir, say=say, undo_emulated_faults=undo_lab_faults,
+                                bring_back_source=lambda inv: return_lost_source(inv) if is_lab(inv) else None,
+                                pair=pair if len(pairs) > 1 or args.pair else None)
+    ok = all(r["ok"] for r in results.values())
+    out = results[pairs[0]] if len(pairs) == 1 else {"ok": ok, "pairs": results}
     if args.json:
         print(json.dumps({"schema": "drpoc-recover/1", **out}, indent=2, default=str))
-    return 0 if out["ok"] else 1
+    return 0 if ok else 1
 
 
 def _gateway_helper(args: argparse.Namespace) -> int:
@@ -212,6 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     sd.add_argument("--rows", type=int, default=100_000, help="rows over all its tables (default %(default)s)")
     sd.add_argument("--schema", default="drpoc_seed", help="schema to drop and recreate (default %(default)s)")
     sd.add_argument("--inventory", help="inventory file (default: $DRPOC_INVENTORY, then the lab's)")
+    sd.add_argument("--pair", default=os.environ.get("DRPOC_PAIR") or None,
+                    help="the pair of a fleet inventory whose source gets the data (default: $DRPOC_PAIR)")
     sd.add_argument("--json", action="store_true", help="machine-readable output")
     sd.set_defaults(func=_lab_seed_data)
 
@@ -219,6 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
                                          "finishing an interrupted failover (back to the original primary); "
                                          "disarms the dead-man's switch and releases the drill lock; re-runnable")
     rec.add_argument("--inventory", help="inventory file (default: $DRPOC_INVENTORY, then the lab's)")
+    rec.add_argument("--pair", default=os.environ.get("DRPOC_PAIR") or None,
+                     help="the pair of a fleet inventory to recover (default: $DRPOC_PAIR, else every pair, one "
+                          "after the other)")
     rec.add_argument("--timeout", type=float, default=90, help="seconds to get the tunnel back (default 90)")
     rec.add_argument("--keep-lock", action="store_true", help="leave the drill lock in place")
     rec.add_argument("--archive-dir", help="journal archive where drills that died are recorded (default: "
@@ -239,8 +256,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_review_parser(sub)
     add_verify_parser(sub)
     from .scheduling import add_drill_parser, add_schedule_parser
+    from .scheduling.cli import add_campaign_parser
     add_schedule_parser(sub)
     add_drill_parser(sub)
+    add_campaign_parser(sub)
     return parser
 
 

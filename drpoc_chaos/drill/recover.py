@@ -26,12 +26,12 @@ def default_archive_dir() -> Path:
 def recover(inventory_path: str | None = None, timeout: float = 90, release_lock: bool = True,
             archive_dir: str | os.PathLike | None = None, say: Callable[[str], None] = print,
             undo_emulated_faults: Callable[[Inventory], None] | None = None,
-            bring_back_source: Callable[[Inventory], Any] | None = None) -> dict[str, Any]:
+            bring_back_source: Callable[[Inventory], Any] | None = None, pair: str | None = None) -> dict[str, Any]:
     """`undo_emulated_faults(inv)` runs before the tunnel is restored: the command line passes the lab's (its WAN
     filters, a frozen or isolated source), which this layer does not know about; `bring_back_source(inv)` restarts
     a lost source (the lab's crashed mariadbd) when a failover is to be finished."""
-    inv = inventory({"inventory": inventory_path} if inventory_path else {})
-    out: dict[str, Any] = {"inventory": str(inv.path), "ok": True}
+    inv = inventory({**({"inventory": inventory_path} if inventory_path else {}), **({"pair": pair} if pair else {})})
+    out: dict[str, Any] = {"inventory": str(inv.path), "ok": True, **({"pair": inv.pair} if pair else {})}
     gw = gateway.helper(inv, inv.drill.fault_site)
     holder = None
     try:

@@ -323,11 +323,13 @@ class Fleet:
             if len(self.pairs) == 1:
                 return next(iter(self.pairs.values()))
             raise InventoryError(f"this inventory holds {self._holds()}: choose one", path=self.path,
-                                 fix="set the `pair` configuration key (chaos run --var pair=NAME)")
+                                 fix="set the `pair` configuration key (chaos run --var pair=NAME; "
+                                     "drpoc commands: --pair NAME or DRPOC_PAIR)")
         if not isinstance(name, str) or name not in self.pairs:
             raise InventoryError(
                 f"no pair {_pair_name_shown(name)} (from {origin}); this inventory holds {self._holds()}",
-                path=self.path, fix=f"set `pair` to one of {', '.join(self.pairs)} (chaos run --var pair=NAME)")
+                path=self.path, fix=f"set `pair` to one of {', '.join(self.pairs)} (chaos run --var pair=NAME; drpoc "
+                                                                                           "commands: --pair NAME)")
         return self.pairs[name]
 
     def _holds(self) -> str:

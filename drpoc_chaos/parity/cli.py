@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -24,6 +25,8 @@ def add_parser(sub) -> None:
                     "rows that differ (never their values). Read-only on both servers. Exit 0: equal; 1: a "
                     "difference; 2: could not compare everything.")
     p.add_argument("--inventory", help="inventory file (default: $DRPOC_INVENTORY, then the lab's)")
+    p.add_argument("--pair", default=os.environ.get("DRPOC_PAIR") or None,
+                   help="the pair of a fleet inventory to compare (default: $DRPOC_PAIR, else its only pair)")
     p.add_argument("--tables", action="append", metavar="PATTERN",
                    help="schema.table shell patterns, repeatable or comma-separated (default: every non-system "
                         "schema); a pattern without a dot names a schema")
@@ -102,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     except ParityError as exc:
         _say(f"drpoc parity: {exc}")
         return 2
-    inv = load_inventory(args.inventory)
+    inv = load_inventory(args.inventory, pair=args.pair)
     checkpoint = None if args.no_checkpoint else \
         (Path(args.checkpoint).expanduser() if args.checkpoint else parity.default_checkpoint(inv))
     if args.resume and checkpoint is not None and not checkpoint.exists():

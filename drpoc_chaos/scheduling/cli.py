@@ -209,6 +209,92 @@ def add_schedule_parser(subparsers) -> argparse.ArgumentParser:
     return sched
 
 
+def _cmd_campaign_workers(args: argparse.Namespace) -> int:
+    from ..inventory import InventoryError, load_fleet
+    from .campaign import pair_pool
+    from .server import start_pool_worker
+    try:
+        fleet = load_fleet(args.inventory)
+    except InventoryError as exc:
+        _err(f"drpoc campaign workers: {exc}")
+        return 2
+    api_url = _api_url(args)
+    if not api_healthy(api_url):
+        _err(f"drpoc campaign workers: no Prefect API at {api_url} (give --api-url, or `drpoc schedule up`)")
+        return 1
+    pools = sorted({pair_pool(fleet, p) for p in fleet.pairs})
+    for pool in pools:
+        try:
+            rec = start_pool_worker(pool, api_url=api_url, state_dir=args.state_dir)
+        except SchedulingError as exc:
+            _err(f"drpoc campaign workers: {exc}")
+            return 1
+        _err(f"worker of pool {pool} online (pid {rec['pid']}); `drpoc schedule down` stops it")
+    return 0
+
+
+def _cmd_campaign_run(args: argparse.Namespace) -> int:
+    import prefect.settings as ps
+
+    from ..core.campaign import CampaignError, choose
+    from ..inventory import InventoryError, load_fleet
+    from .campaign import check_max_parallel
+    from .settings import project_root
+    selection = args.selection if "," not in args.selection or ":" in args.selection else f"list:{args.selection}"
+    try:  # bad input is refused here, before any server or site is touched
+        choose(selection, list(load_fleet(args.inventory).pairs), seed=0)
+        check_max_parallel(args.max_parallel)
+    except (CampaignError, InventoryError) as exc:
+        _err(f"drpoc campaign run: {exc}")
+        return 2
+    api_url = _api_url(args)
+    if not api_healthy(api_url):
+        _err(f"drpoc campaign run: no Prefect API at {api_url} (give --api-url, or `drpoc schedule up`): the "
+             "drills run on the workers of that server")
+        return 1
+    flows = project_root(None) / "flows"
+    if str(flows) not in sys.path:
+        sys.path.insert(0, str(flows))
+    try:
+        from campaign import dr_campaign  # type: ignore[import-not-found]  # flows/campaign.py of the project
+    except ImportError as exc:
+        _err(f"drpoc campaign run: cannot import flows/campaign.py from {flows} ({exc}): run it from the project")
+        return 2
+    with ps.temporary_settings(updates={ps.PREFECT_API_URL: api_url}):
+        state = dr_campaign(scenario=args.scenario, inventory=args.inventory, selection=selection,
+                            max_parallel=args.max_parallel, halt_on_failure=not args.no_halt,
+                            health_check=not args.no_health_check, seed=args.seed,
+                            archive_dir=args.archive_dir, return_state=True)
+    if isinstance(state.message, str) and state.message:
+        _err(state.message)
+    return 0 if state.is_completed() else 1
+
+
+def add_campaign_parser(subparsers) -> argparse.ArgumentParser:
+    """`drpoc campaign run|workers` (docs/FLEET.md)."""
+    camp = subparsers.add_parser("campaign", help="drill a selection of a fleet's pairs (the dr-campaign flow)",
+                                 description="docs/FLEET.md")
+    csub = camp.add_subparsers(dest="campaign_cmd", required=True)
+    run = csub.add_parser("run", help="run the dr-campaign flow now against a Prefect server (exit 0: every chosen "
+                                      "pair passed; 1: not; 2: bad arguments)")
+    run.add_argument("--scenario", default="experiments/vpn_outage.yaml", help="experiment (%(default)s)")
+    run.add_argument("--inventory", default=None, help="fleet inventory (default: $DRPOC_INVENTORY, the lab's)")
+    run.add_argument("--selection", default="all", help="all | count:N | percent:P | list:a,b (%(default)s)")
+    run.add_argument("--max-parallel", type=int, default=1, help="drills at once (%(default)s)")
+    run.add_argument("--no-halt", action="store_true", help="go on after a drill that did not pass")
+    run.add_argument("--no-health-check", action="store_true", help="no fleet health probe before each launch")
+    run.add_argument("--seed", type=int, default=None, help="seed of count/percent picks (recorded)")
+    run.add_argument("--archive-dir", default=DEFAULT_ARCHIVE_DIR, help="journal archive (%(default)s)")
+    run.set_defaults(func=_cmd_campaign_run)
+    workers = csub.add_parser("workers", help="start a process worker for each work pool of the inventory's sites")
+    workers.add_argument("--inventory", default=None, help="fleet inventory (default: $DRPOC_INVENTORY, the lab's)")
+    workers.set_defaults(func=_cmd_campaign_workers)
+    for p in (run, workers):
+        p.add_argument("--api-url", default=None, help="Prefect API (default: the local scheduler's)")
+        p.add_argument("--state-dir", type=Path, default=None, help=argparse.SUPPRESS)
+    return camp
+
+
 def add_drill_parser(subparsers) -> argparse.ArgumentParser:
     """`drpoc drill now [--deployment NAME] [--wait]` — mount with `add_drill_parser(sub)`."""
     drill = subparsers.add_parser("drill", help="run a scheduled drill now")

@@ -386,6 +386,9 @@ def schedule_down(*, state_dir: Path | None = None, repo: Path | None = None, ti
                   out: Callable[[str], None] = print) -> dict[str, str]:
     """Stop the worker (SIGINT twice), then the server (SIGTERM, SIGKILL after `timeout`), by recorded pid."""
     paths = SchedulerPaths(Path(state_dir) if state_dir else default_state_dir(repo))
+    # a campaign's pool workers (`drpoc campaign workers`), then the scheduler's own worker, then the server
+    for rec in sorted(paths.pids.glob("worker-*.json")) if paths.pids.exists() else []:
+        _stop_record(paths, rec.stem, out, timeout)
     res = {"worker": _stop_record(paths, "worker", out, timeout), "server": _stop_record(paths, "server", out, timeout)}
     if all(v in ("not recorded", "not running") for v in res.values()):
         out("the scheduler was not running")

@@ -63,9 +63,9 @@ def scheduler(fleet, tmp_path_factory):
 
 def _flush_prefect_logs() -> None:
     """Send the flow's queued logs while the server is still up (else they are retried at exit, minutes long)."""
-    from prefect.logging.handlers import APILogHandler
+    from prefect.logging.handlers import APILogWorker
     try:
-        APILogHandler.flush()
+        APILogWorker.drain_all(timeout=5)
     except Exception:  # noqa: BLE001 — a log line is not evidence
         pass
 

@@ -72,7 +72,7 @@ def test_init_writes_the_shipped_files_and_an_empty_journal(tmp_path):
     written = init_project(tmp_path / "new")
     rel = sorted(str(p.relative_to(tmp_path / "new")) for p in written)
     assert rel == sorted(["inventory.yaml", "flows/prefect.yaml", "flows/automations.yaml", "flows/drills.py",
-                          "flows/deploy.py", *[f"experiments/{p.name}" for p in (REPO / "experiments").glob("*.yaml")]])
+                          "flows/deploy.py", "flows/campaign.py", *[f"experiments/{p.name}" for p in (REPO / "experiments").glob("*.yaml")]])
     for path in rel:
         if path != "inventory.yaml":  # one source of truth: the project gets exactly the checkout's files
             assert (tmp_path / "new" / path).read_bytes() == (REPO / path).read_bytes(), path
@@ -118,7 +118,8 @@ def test_wheel_ships_the_project_with_the_checkouts_content(wheel):
     with zipfile.ZipFile(wheel) as z:
         names = set(z.namelist())
         for rel in [*(f"experiments/{p.name}" for p in (REPO / "experiments").glob("*.yaml")),
-                    "flows/prefect.yaml", "flows/drills.py", "flows/deploy.py", "flows/automations.yaml"]:
+                    "flows/prefect.yaml", "flows/drills.py", "flows/deploy.py", "flows/automations.yaml",
+                    "flows/campaign.py"]:
             assert z.read(f"drpoc_chaos/skeleton/{rel}") == (REPO / rel).read_bytes(), rel
         assert "drpoc_chaos/skeleton/inventory.yaml" in names
         assert "drpoc_chaos/evidence/templates/report.html" in names
