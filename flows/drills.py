@@ -176,15 +176,16 @@ def steady_state_check(experiment: str = sch.DEFAULT_EXPERIMENT,
                        secret_env: Optional[dict[str, str]] = None,
                        max_lateness_seconds: Optional[float] = sch.DEFAULT_MAX_LATENESS_SECONDS,
                        timeout_seconds: float = sch.DEFAULT_CHECK_TIMEOUT_SECONDS,
-                       target_wait_seconds: float = 900.0):
+                       target_wait_seconds: float = 900.0,
+                       pair: Optional[str] = None):
     """Non-destructive: run only the steady-state hypothesis of `experiment` (tunnel on both gateways, replica
-    threads, lag bound, rows equal). Fails when the DR posture is broken."""
+    threads, lag bound, rows equal). Fails when the DR posture is broken. `pair`: a fleet inventory's pair."""
     skipped = _late_guard("steady-state-check", max_lateness_seconds)
     if skipped is not None:
         return skipped
-    with _target_slot(inventory, var_file, target_wait_seconds):
-        data = steady_state_task(experiment, inventory, var_file, dict(overrides or {}), secret_env,
-                                 timeout_seconds)
+    overrides = {**(overrides or {}), **({"pair": pair} if pair else {})}
+    with _target_slot(inventory, var_file, target_wait_seconds, pair):
+        data = steady_state_task(experiment, inventory, var_file, overrides, secret_env, timeout_seconds)
     if not data["healthy"]:
         raise PostureBroken("DR posture broken: " + "; ".join(data["problems"]))
     return {"healthy": True, "probes": [p["name"] for p in data["probes"]]}

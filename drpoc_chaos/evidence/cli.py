@@ -32,14 +32,18 @@ def _known_secrets(secret_envs: Sequence[str] = (), inventory: str | None = None
     values = [os.environ[name] for name in secret_envs if os.environ.get(name)]
     if inventory or os.environ.get("DRPOC_INVENTORY"):
         try:
-            from ..inventory import load_inventory, resolve_secret
+            from ..inventory import load_fleet, resolve_secret
 
-            inv = load_inventory(inventory)
-            for db in (inv.source, inv.replica):
-                try:
-                    values.append(resolve_secret(db.password_ref))
-                except Exception:  # noqa: BLE001 - an unresolvable reference has no value to scrub
-                    pass
+            # every pair of a fleet: a review spans them all
+            for inv in load_fleet(inventory).pairs.values():
+                refs = [inv.source.password_ref, inv.replica.password_ref]
+                if inv.replication is not None:
+                    refs.append(inv.replication.password_ref)
+                for ref in refs:
+                    try:
+                        values.append(resolve_secret(ref))
+                    except Exception:  # noqa: BLE001 - an unresolvable reference has no value to scrub
+                        pass
         except Exception:  # noqa: BLE001 - no inventory here: the other secrets still apply
             pass
     return values

@@ -76,7 +76,7 @@ def lose_site(loss: str = "crash", reseed: str = "auto", configuration: Mapping 
             failover.forget_record(inv)
         raise
     if lab:
-        lost = lab_faults.lose_source(mode=loss, configuration={"inventory": str(inv.path)})
+        lost = lab_faults.lose_source(mode=loss, configuration={"inventory": str(inv.path), "pair": inv.pair})
     else:
         lost = {"mode": "isolate", "fenced": inv.source.host}
     recorder.event("site_lost", loss=loss, site=inv.drill.fault_site)

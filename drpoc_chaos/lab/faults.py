@@ -114,7 +114,7 @@ def undo_lab_faults(inv: Inventory) -> None:
     never writable behind the recovery's back; whether it becomes the primary again is the failover's recovery to
     decide. A crashed one is restarted by that recovery (return_lost_source)."""
     if is_lab(inv):
-        unblock_inbound_ike(configuration={"inventory": str(inv.path)})
+        unblock_inbound_ike(configuration={"inventory": str(inv.path), "pair": inv.pair})
         try:
             host = _source_host(inv)
         except ActivityFailed:

@@ -37,8 +37,8 @@ def target_name(inventory: str | os.PathLike | None = None, var_file: str | os.P
         except (OSError, yaml.YAMLError):
             path = None
     try:
-        from ..inventory import load_inventory
-        return load_inventory(path).name
+        from ..inventory import load_fleet
+        return load_fleet(path).name
     except Exception:  # noqa: BLE001 — an unreadable inventory fails the drill later, with its own message
         from ..inventory import DEFAULT_LAB_INVENTORY
         return Path(path or os.environ.get("DRPOC_INVENTORY") or DEFAULT_LAB_INVENTORY).stem

@@ -90,6 +90,19 @@ def test_a_drill_that_hits_another_pair_fails_naming_it(fleet_lab, tmp_path):
     assert not judge(facts_from_journal({"drpoc": d, "status": "failed"})).passed
 
 
+def test_recover_on_a_fleet_goes_through_every_pair(fleet_lab, tmp_path):
+    p = subprocess.run([DRPOC, "recover", "--json", "--archive-dir", str(tmp_path / "journal")],
+                       capture_output=True, text=True, timeout=300)
+    out = json.loads(p.stdout)
+    assert p.returncode == 0 and out["ok"], p.stderr[-2000:]
+    assert list(out["pairs"]) == ["onprem", "onprem2", "onprem3"]
+    assert all(r["ok"] and r["pair"] == name for name, r in out["pairs"].items())
+    one = json.loads(subprocess.run([DRPOC, "recover", "--json", "--pair", "onprem3", "--archive-dir",
+                                     str(tmp_path / "journal")], capture_output=True, text=True,
+                                    timeout=300).stdout)
+    assert one["ok"] and one["pair"] == "onprem3" and "pairs" not in one
+
+
 def test_a_one_pair_inventory_has_no_blast_radius(lab, tmp_path):
     """The seed's two-site lab (v1 inventory): nothing else to watch, the journal has no pair and no watch."""
     lab.up()

@@ -72,7 +72,8 @@ def test_init_writes_the_shipped_files_and_an_empty_journal(tmp_path):
     written = init_project(tmp_path / "new")
     rel = sorted(str(p.relative_to(tmp_path / "new")) for p in written)
     assert rel == sorted(["inventory.yaml", "flows/prefect.yaml", "flows/automations.yaml", "flows/drills.py",
-                          "flows/deploy.py", "flows/campaign.py", *[f"experiments/{p.name}" for p in (REPO / "experiments").glob("*.yaml")]])
+                          "flows/deploy.py", "flows/campaign.py",
+                          *[f"experiments/{p.name}" for p in (REPO / "experiments").glob("*.yaml")]])
     for path in rel:
         if path != "inventory.yaml":  # one source of truth: the project gets exactly the checkout's files
             assert (tmp_path / "new" / path).read_bytes() == (REPO / path).read_bytes(), path
