@@ -43,6 +43,7 @@ from ..services import failover, gateway, replica
 from ..services.context import close_all, fleet, inventory, sql
 from ..services.errors import StepFailed
 from ..services.restore import restore as restore_estate
+from ..services.writer import FAULT_REFUSED
 from . import died, safety
 from .blast_radius import BlastRadius, lock_label
 from .sampler import Sampler
@@ -328,6 +329,13 @@ def after_activity_control(context: dict, state: dict, configuration: Mapping | 
     that lands inside a Python activity the provider wraps it as an ordinary activity failure and the method goes on
     (a held outage would continue). Re-raised here, it interrupts the run; the tunnel is then restored below."""
     exc = " ".join((state or {}).get("exception") or []) if isinstance(state, dict) else ""
+    provider = (context or {}).get("provider", {})
+    d = _run.drill
+    if provider.get("func") in FAULT_FUNCS and isinstance(state, dict) and state.get("status") == "failed" \
+            and d is not None and not d.fault_injected:
+        # a writer running until an event of the fault's aftermath (caught_up, switched_back) would otherwise
+        # write until its hard bound for nothing
+        d.event(FAULT_REFUSED, activity=str((context or {}).get("name") or "?"))
     if "InterruptExecution" in exc:
         name = (context or {}).get("name", "?")
         raise InterruptExecution(f"interrupted during '{name}': {exc.strip().splitlines()[-1][:200]}")

@@ -10,7 +10,7 @@ from ..core import recorder
 from ..inventory import Inventory
 from ..lab import faults as lab_faults
 from ..services import failover, gateway, replica, topology
-from ..services.context import inventory
+from ..services.context import fleet, inventory
 from ..services.errors import StepFailed
 
 __all__ = ["lose_site", "wait_site_lost", "promote_replica", "bring_back_site", "reconcile_old_primary",
@@ -22,6 +22,27 @@ LOSS_MODES = ("crash", "freeze", "isolate")
 def _run_id() -> str:
     d = recorder.current()
     return d.run_id if d is not None else "manual"
+
+
+def _require_step(inv: Inventory, action: str, allowed: tuple[str, ...]) -> dict[str, Any]:
+    """The failover record of *this* drill at one of the `allowed` steps, or a refusal that touches nothing. Chaos
+    Toolkit goes on with the method after a failed activity: without this, a refused `lose_site` or an unconfirmed
+    loss would still be followed by a promotion, a fence and a re-seed of a healthy source."""
+    rec = failover.read_record(inv)
+    run = _run_id()
+    if rec is None or rec.get("run") != run or rec.get("step") not in allowed:
+        seen = "no failover recorded" if rec is None else \
+            f"the record is run {str(rec.get('run'))[:8]} at step {rec.get('step')}"
+        raise StepFailed(f"{action}: this drill's failover is not at {' or '.join(allowed)} ({seen} on "
+                         f"{inv.gateway(inv.drill.peer_site).host}): nothing was done")
+    return rec
+
+
+def _shared_source(inv: Inventory, configuration: Mapping | None) -> list[str]:
+    """Other pairs of the inventory whose source is this pair's source database."""
+    src = inv.source
+    return [o.pair for o in fleet(configuration).others(inv.pair)
+            if (o.source.address, o.source.port, o.source.via) == (src.address, src.port, src.via)]
 
 
 def source_return(inv: Inventory):
@@ -51,6 +72,11 @@ def lose_site(loss: str = "crash", reseed: str = "auto", configuration: Mapping 
     if not lab and loss != "isolate":
         raise StepFailed(f"lose_site: loss {loss!r} kills or stops the source's mysqld, which only the lab emulates; "
                          f"on {inv.path} use loss: isolate (the tunnel goes down and the source is fenced)")
+    shared = _shared_source(inv, configuration)
+    if shared:
+        raise StepFailed(f"lose_site: the source {inv.source.host} of pair {inv.pair} is also the source of pair"
+                         f"{'s' if len(shared) > 1 else ''} {', '.join(shared)}: losing its site would take their "
+                         f"source too. Drill the failover on a pair whose source is its own; nothing was touched")
     failover.check_ready(inv, reseed)
     if failover.in_progress(inv):
         raise StepFailed(f"a failover is already recorded on {inv.gateway(inv.drill.peer_site).host} (an earlier "
@@ -89,8 +115,9 @@ def wait_site_lost(timeout: float = 30, configuration: Mapping | None = None,
     """Detection: the source counts as lost only when the replica agrees (its IO thread lost it) and the source does
     not take writes either (orchestrator's holistic dead-master detection). Raises after `timeout` s — then nothing
     is promoted."""
-    return failover.wait_site_lost(inventory(configuration),
-                                   number("wait_site_lost", "timeout", timeout, minimum=0), secrets)
+    inv = inventory(configuration)
+    _require_step(inv, "wait_site_lost", ("lost",))
+    return failover.wait_site_lost(inv, number("wait_site_lost", "timeout", timeout, minimum=0), secrets)
 
 
 @activity
@@ -98,8 +125,14 @@ def promote_replica(drain_timeout: float = 30, configuration: Mapping | None = N
                     secrets: Mapping | None = None) -> dict[str, Any]:
     """Drain (the SQL thread applies everything the IO thread received), record the fork on the peer gateway, then
     promote the replica (stop and forget replication, writable); a writer following the primary moves to it."""
-    return failover.promote(inventory(configuration), _run_id(),
-                            number("promote_replica", "drain_timeout", drain_timeout, minimum=0), secrets)
+    inv = inventory(configuration)
+    _require_step(inv, "promote_replica", ("lost",))
+    d = recorder.current()
+    if d is not None and not d.has_event("site_lost_detected"):
+        raise StepFailed("promote_replica: the loss of the source's site was not confirmed (wait_site_lost did not "
+                         "detect it): promoting now would make two primaries; nothing was promoted")
+    return failover.promote(inv, _run_id(), number("promote_replica", "drain_timeout", drain_timeout, minimum=0),
+                            secrets)
 
 
 @activity
@@ -108,6 +141,7 @@ def bring_back_site(timeout: float = 90, configuration: Mapping | None = None,
     """The lost site returns: its server fenced first (lab: restarted read-only, or thawed while still cut off), then
     the tunnel in the seed's order."""
     inv = inventory(configuration)
+    _require_step(inv, "bring_back_site", ("promoted", "fenced"))
     return failover.bring_back_fenced(inv, _run_id(), source_return(inv),
                                       number("bring_back_site", "timeout", timeout, minimum=0), secrets)
 
@@ -120,8 +154,10 @@ def reconcile_old_primary(reseed: str = "auto", timeout: float = 120, configurat
     up (bounded by `timeout`)."""
     if reseed not in failover.RESEED_MODES:
         raise StepFailed(f"reconcile_old_primary: reseed must be one of {', '.join(failover.RESEED_MODES)}")
-    return failover.reconcile(inventory(configuration), _run_id(), reseed,
-                              number("reconcile_old_primary", "timeout", timeout, minimum=0), secrets)
+    inv = inventory(configuration)
+    _require_step(inv, "reconcile_old_primary", ("fenced", "reconciled"))
+    return failover.reconcile(inv, _run_id(), reseed, number("reconcile_old_primary", "timeout", timeout, minimum=0),
+                              secrets)
 
 
 @activity
@@ -129,5 +165,6 @@ def switch_back(timeout: float = 60, configuration: Mapping | None = None,
                 secrets: Mapping | None = None) -> dict[str, Any]:
     """The planned switchover back to the original primary with zero lost writes: fence the promoted replica, wait
     for the old primary to apply everything, promote it (the writer follows), re-point the replica under it."""
-    return failover.switch_back(inventory(configuration), _run_id(),
-                                number("switch_back", "timeout", timeout, minimum=0), secrets)
+    inv = inventory(configuration)
+    _require_step(inv, "switch_back", ("reconciled", "switching"))
+    return failover.switch_back(inv, _run_id(), number("switch_back", "timeout", timeout, minimum=0), secrets)

@@ -133,6 +133,9 @@ def _writer_endpoint(inv: Inventory, role: str) -> MysqlEndpoint:
                    read_timeout=min(ep.read_timeout, WRITE_TIMEOUT), write_timeout=min(ep.write_timeout, WRITE_TIMEOUT))
 
 
+FAULT_REFUSED = "fault_refused"  # recorded by the drill control when the fault action failed before injecting
+
+
 def write_burst(inv: Inventory, count: int | None = None, duration: float | None = None, rate: float = 50.0,
                 phase: str = "during", until_event: str | None = None, max_seconds: float = 600,
                 secrets: Mapping | None = None, target: str = "source") -> dict[str, Any]:
@@ -166,8 +169,8 @@ def write_burst(inv: Inventory, count: int | None = None, duration: float | None
                 break
             if elapsed >= limit:
                 break
-            if until_event and d is not None and d.has_event(until_event):
-                break
+            if until_event and d is not None and (d.has_event(until_event) or d.has_event(FAULT_REFUSED)):
+                break  # the event, or a fault that never happened (its event would never come)
             # pace against the schedule, not the previous write: the rate holds even when a write was slow
             due = started + attempted / rate
             # two clock reads: the second can be past `due` already (time.sleep refuses a negative length)

@@ -302,3 +302,19 @@ def test_a_failover_the_estate_cannot_finish_is_refused_before_anything_is_touch
     with pytest.raises(ActivityFailed, match="loses the source's site"):
         actions.lose_site(configuration=variant(tmp_path, "wrong-site", fault_on_the_replica_site))
     assert_original_topology(tuning)
+
+
+def test_a_refused_fault_stops_every_later_step_of_the_drill(ready, tuning, tmp_path):
+    """Chaos Toolkit goes on with the method after a failed action: a refused `lose_site` must not be followed by a
+    promotion, a fence or a re-seed of the healthy source (each later step checks this drill's failover record)."""
+    r, journal = run_drill(tmp_path, "site_failover", "loss=bogus")
+    d = journal["drpoc"]
+    assert r.returncode != 0 and not d["verdict"]["passed"]
+    runs = {run["activity"]["name"]: run for run in journal["run"]}
+    for step in ("drain-and-promote-the-replica", "lost-site-returns-fenced", "old-primary-repointed-or-reseeded",
+                 "planned-switchover-back"):
+        assert runs[step]["status"] == "failed" and "nothing was" in " ".join(runs[step]["exception"]), step
+    names = [e["name"] for e in d["events"]]
+    assert not {"promoted", "fenced", "reseeded", "repointed", "switched_back"} & set(names), names
+    assert all(s.get("writers") in (1, None) for s in d["timeline"]["samples"])
+    assert_original_topology(tuning)

@@ -108,3 +108,18 @@ def test_a_one_pair_inventory_has_no_blast_radius(lab, tmp_path):
     lab.up()
     d = _drill("", tmp_path / "journal")
     assert d["verdict"]["passed"] and d.get("pair") is None and not d.get("blast_radius")
+
+
+def test_a_failover_of_a_shared_source_is_refused_and_touches_nothing(fleet_lab, tmp_path):
+    """The hub's source feeds every spoke: losing it for one pair would take every pair's source. Refused before
+    anything is touched, and every later step of the drill refuses too."""
+    archive = tmp_path / "journal"
+    subprocess.run([CHAOS, "run", str(REPO / "experiments" / "site_failover.yaml"), "--var", "pair=onprem3",
+                    "--var", f"archive_dir={archive}"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    (journal,) = [f for f in archive.glob("*_site_failover_*.json") if not f.name.endswith(".intent.json")]
+    d = json.loads(journal.read_text())["drpoc"]
+    assert not d["verdict"]["passed"] and "fault_injected" not in [e["name"] for e in d["events"]]
+    assert any("also the source of pairs onprem, onprem2" in r for r in d["verdict"]["reasons"]), d["verdict"]
+    assert d["blast_radius"]["ok"] and d["blast_radius"]["leaks"] == []
+    st = fleet_lab.status()
+    assert st["healthy"], st["problems"]
