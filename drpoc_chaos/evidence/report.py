@@ -279,7 +279,9 @@ def _schedule_class(status: str) -> str:
 # ------------------------------------------------------------------------------------------------ Markdown
 # Inline specials (&, <, > become entities); "_" only where it could open or close emphasis (not in vpn_outage).
 _MD_SPECIAL_RE = re.compile(r"([\\`*{}\[\]|~!$]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")
-_MD_LINE_START_RE = re.compile(r"^(\s*)([#+\-=>]|\d+[.)])")  # what would start a block at the start of a line
+# what would start a block at the start of a line: a marker (escaped), or an ordered-list number (its `.`/`)` is
+# escaped: a backslash before a digit is not an escape in CommonMark and would show)
+_MD_LINE_START_RE = re.compile(r"^(\s*)(?:([#+\-=>])|(\d+)([.)]))")
 _MD_CODE_SAFE_RE = re.compile(r"^[A-Za-z0-9_.:/@+=,\- ]*$")
 
 
@@ -300,7 +302,8 @@ def md_escape(text: Any) -> MdText:
     s = re.sub(r"[\x00-\x1f\x7f\u2028\u2029\x85]+", " ", s)
     s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     s = _MD_SPECIAL_RE.sub(r"\\\1", s)
-    return MdText(_MD_LINE_START_RE.sub(lambda m: m.group(1) + "\\" + m.group(2), s))
+    return MdText(_MD_LINE_START_RE.sub(
+        lambda m: m.group(1) + ("\\" + m.group(2) if m.group(2) else m.group(3) + "\\" + m.group(4)), s))
 
 
 def md_code(text: Any) -> MdText:

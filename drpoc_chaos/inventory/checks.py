@@ -405,10 +405,7 @@ class _Checker:
         databases: dict[str, MysqlEndpoint] = {}
         for name, entry in raw.items():
             key = f"sites.{name}"
-            self.name(name, key, "site name")
-            if name in ROLE_WORDS:
-                self.fail(key, f"site name {name!r} is a role word (experiments say {', '.join(ROLE_WORDS)} "
-                          "for the drill's roles)", "name the site after the place, e.g. aws or dc1")
+            self.site_name(name, key)
             entry = self.mapping(entry, key)
             for misplaced in ("role", "connection", "local_subnet", "remote_subnet"):
                 if misplaced in entry:
@@ -585,6 +582,13 @@ class _Checker:
                       f"add it under `hosts` or use one of {', '.join(sorted(hosts))}")
         return name
 
+    def site_name(self, name: Any, key: str) -> None:
+        """A site's name: a strict name, and not a role word (experiments use those for the drill's roles)."""
+        self.name(name, key, "site name")
+        if name in ROLE_WORDS:
+            self.fail(key, f"site name {name!r} is a role word (experiments say {', '.join(ROLE_WORDS)} "
+                      "for the drill's roles)", "name the site after the place, e.g. aws or dc1")
+
     def build_sites(self, data, hosts) -> dict[str, Site]:
         raw = self.mapping(data.get("sites", _MISSING), "sites")
         if not raw:
@@ -595,10 +599,7 @@ class _Checker:
         roles: dict[str, list[str]] = {r: [] for r in ROLES}
         for name, entry in raw.items():
             key = f"sites.{name}"
-            self.name(name, key, "site name")
-            if name in ROLE_WORDS:
-                self.fail(key, f"site name {name!r} is a role word (experiments say {', '.join(ROLE_WORDS)} "
-                          "for the drill's roles)", "name the site after the place, e.g. aws or dc1")
+            self.site_name(name, key)
             entry = self.mapping(entry, key, {"gateway", "database"})
             gw = self.mapping(entry.get("gateway", _MISSING), f"{key}.gateway", _GATEWAY_KEYS)
             gateway = self.gateway(name, gw, f"{key}.gateway", gw, f"{key}.gateway", hosts)

@@ -237,7 +237,7 @@ def test_markup_only_for_the_svg_charts():
 
 @pytest.mark.parametrize("text, escaped", [
     ("vpn_outage", "vpn_outage"), ("_x_", "\\_x\\_"), ("a|b\n# c", "a\\|b # c"), ("# c", "\\# c"),
-    ("12. item", "\\12. item"), ("<b>&", "&lt;b&gt;&amp;"),
+    ("12. item", "12\\. item"), ("0.5 s", "0\\.5 s"), ("<b>&", "&lt;b&gt;&amp;"),
     ("`x` *y* [z](u) ~!$", "\\`x\\` \\*y\\* \\[z\\](u) \\~\\!\\$"),
     (None, ""), (3, "3"),
 ])

@@ -28,12 +28,7 @@ INJECTIONS = ["onprem-aws; rm -rf /", "--help", "-oProxyCommand=id", "$(id)", "`
               "x" * 65, "ну", "a/b", "a|b", "a&b", "a>b"]
 
 
-@pytest.fixture(autouse=True)
-def _clean(monkeypatch):
-    inv.clear_cache()
-    monkeypatch.delenv("DRPOC_INVENTORY", raising=False)
-    yield
-    inv.clear_cache()
+pytestmark = pytest.mark.usefixtures("clean_inventory_cache")
 
 
 def load_variant(tmp_path: Path, mutate) -> inv.Inventory:

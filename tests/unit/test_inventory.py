@@ -20,12 +20,7 @@ DOC = Path(__file__).parents[2] / "docs" / "INVENTORY.md"
 SECRET = "s3cr3t-Pa55-do-not-print"
 
 
-@pytest.fixture(autouse=True)
-def _clean(monkeypatch):
-    inv.clear_cache()
-    monkeypatch.delenv("DRPOC_INVENTORY", raising=False)
-    yield
-    inv.clear_cache()
+pytestmark = pytest.mark.usefixtures("clean_inventory_cache")
 
 
 def lab_data() -> dict:

@@ -18,12 +18,7 @@ DOC = Path(__file__).parents[2] / "docs" / "INVENTORY.md"
 SPOKES = ("onprem", "dc2", "dc3")
 
 
-@pytest.fixture(autouse=True)
-def _clean(monkeypatch):
-    inv.clear_cache()
-    monkeypatch.delenv("DRPOC_INVENTORY", raising=False)
-    yield
-    inv.clear_cache()
+pytestmark = pytest.mark.usefixtures("clean_inventory_cache")
 
 
 def side(connection: str, local: str, remote: str, **extra) -> dict:
