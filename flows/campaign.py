@@ -25,7 +25,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import FlowRun
 from prefect.context import get_run_context
-from prefect.futures import PrefectFuture
+from prefect.futures import PrefectConcurrentFuture
 
 from drpoc_chaos import scheduling as sch
 from drpoc_chaos.core import campaign as cp
@@ -104,7 +104,7 @@ def dr_campaign(scenario: str = sch.DEFAULT_EXPERIMENT,
 
     outcomes = {p: cp.Outcome(pair=p, order=i + 1, work_pool=pools[p]) for i, p in enumerate(chosen)}
     queue = list(chosen)
-    running: dict[str, PrefectFuture] = {}
+    running: dict[str, PrefectConcurrentFuture] = {}  # the flow's default task runner is a thread pool
     halt: Optional[str] = None
     params_base = {"experiments": [scenario], "inventory": str(fleet.path), "archive_dir": archive_dir,
                    "objectives": dict(objectives or {}), "max_lateness_seconds": None}
@@ -115,7 +115,10 @@ def dr_campaign(scenario: str = sch.DEFAULT_EXPERIMENT,
             break
         # collect finished drills
         for pair, fut in list(running.items()):
-            if fut.state.is_final():
+            # the task's own thread says when it is done: `fut.state` would ask the API, which only knows once the
+            # task's state events have been recorded (seen lagging forever when this process's events went to
+            # another server)
+            if fut.wrapped_future.done():
                 del running[pair]
                 try:
                     _outcome(outcomes[pair], fut.result())
@@ -136,8 +139,11 @@ def dr_campaign(scenario: str = sch.DEFAULT_EXPERIMENT,
                     break
             queue.remove(nxt)
             outcomes[nxt].started = utc_now_iso()
-            running[nxt] = pair_drill.submit(nxt, deployments[pools[nxt]], {**params_base, "pair": nxt},
-                                             drill_timeout_seconds)
+            submitted = pair_drill.submit(nxt, deployments[pools[nxt]], {**params_base, "pair": nxt},
+                                          drill_timeout_seconds)
+            if not isinstance(submitted, PrefectConcurrentFuture):
+                raise TypeError(f"dr-campaign needs a thread-pool task runner, got {type(submitted).__name__}")
+            running[nxt] = submitted
             logger.info("pair %s: started on pool %s", nxt, pools[nxt])
         if running:
             time.sleep(poll_seconds)
