@@ -328,8 +328,9 @@ class Fleet:
         if not isinstance(name, str) or name not in self.pairs:
             raise InventoryError(
                 f"no pair {_pair_name_shown(name)} (from {origin}); this inventory holds {self._holds()}",
-                path=self.path, fix=f"set `pair` to one of {', '.join(self.pairs)} (chaos run --var pair=NAME; drpoc "
-                                                                                           "commands: --pair NAME)")
+                path=self.path,
+                fix=f"set `pair` to one of {', '.join(self.pairs)} (chaos run --var pair=NAME; drpoc commands: "
+                    "--pair NAME)")
         return self.pairs[name]
 
     def _holds(self) -> str:

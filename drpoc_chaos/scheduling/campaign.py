@@ -34,8 +34,7 @@ def deployment_name(pool: str) -> str:
 def campaign_gateways(fleet, pair: str) -> list[str]:
     """What a pair's drill acts on, for the campaign's own "never two on one gateway" (the drill flows hold the
     matching Prefect concurrency limits too): its fault-side gateway host."""
-    inv = fleet.pairs[pair]
-    return [inv.gateway(inv.drill.fault_site).host]
+    return [fleet.fault_gateway(pair)]
 
 
 def deployments_yaml(pools: Sequence[str]) -> str:
