@@ -77,6 +77,40 @@ def stale_replicas(ctx: LabContext) -> list[str]:
             if (ctx.paths.host_dir(rep) / "bootstrapped").exists() and _marker(ctx, rep) != _marker(ctx, src)]
 
 
+# errors after which a replica cannot resume from its own position: the source no longer has the binlog it needs
+# (1236, e.g. the source was re-seeded by a failover drill while this replica sat on disk), or a transaction it
+# cannot apply (a duplicate key: its data is not the source's)
+_UNRESUMABLE_IO = {1236}
+
+
+def broken_replicas(ctx: LabContext, wait: float = 10.0) -> list[str]:
+    """Replicas whose replication stopped on an error they cannot get past by themselves, watched for up to `wait`
+    seconds after the lab started them ([] as soon as every replica runs both threads)."""
+    from ..core.clock import wait_until
+    from ..replication.status import ReplicaStatusParseError, parse_replica_status_text
+
+    def broken() -> list[str] | None:
+        out, running = [], 0
+        for rep in _replicas(ctx):
+            r = ctx.sql(rep, "SHOW SLAVE STATUS\\G", check=False, timeout=10, column_names=True)
+            try:
+                st = parse_replica_status_text(r.stdout) if r.returncode == 0 else None
+            except ReplicaStatusParseError:
+                st = None
+            if st is None:
+                continue
+            if st.last_io_errno in _UNRESUMABLE_IO or st.last_sql_errno:
+                out.append(rep)
+            elif st.io_running == "Yes" and st.sql_running == "Yes":
+                running += 1
+        if out:
+            return out
+        return [] if running == len(_replicas(ctx)) else None
+
+    _, seen = wait_until(broken, wait, 0.2, done=lambda b: b is not None)
+    return seen or []
+
+
 def apply_knobs(ctx: LabContext, knobs: ReplicaKnobs, replicas: list[str] | None = None) -> None:
     for rep in replicas if replicas is not None else _replicas(ctx):
         ctx.sql(rep, configs.replica_knobs_sql(knobs))

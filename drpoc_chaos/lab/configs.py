@@ -153,6 +153,9 @@ port = 3306
 user = mysql
 datadir = {datadir}
 pid-file = /run/mysqld/mysqld.pid
+# the host's own /run, not the machine's shared /tmp: a server starting up removes the #sql temporary files it finds
+# in its tmpdir, and took those of another lab server bootstrapping at the same time
+tmpdir = /run/mysqld
 log_error = {datadir}/error.log
 bind-address = 0.0.0.0
 skip-name-resolve

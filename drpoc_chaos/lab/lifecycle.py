@@ -125,16 +125,15 @@ class Lab(LabContext):
             # from an empty directory.
             self.say("the databases were left in another topology (an interrupted failover drill?): rebuilding them"
                      if not mixed else "new sites next to reused databases: rebuilding every database")
-            for host in databases:
-                daemons.stop_mariadb(self, host)
-                (p.host_dir(host) / "bootstrapped").unlink(missing_ok=True)
-            with ThreadPoolExecutor(max_workers=4) as pool:
-                list(pool.map(lambda host: bootstrap.prepare_datadir(self, host), databases))
-            for host in databases:
-                daemons.start_mariadb(self, host)
-            for host in databases:
-                daemons.wait_mariadb(self, host)
+            self._rebuild_databases(databases)
         bootstrap.bootstrap_replication(self, settings.knobs)
+        broken = bootstrap.broken_replicas(self)
+        if broken:
+            # reused data that cannot replicate any more (a source re-seeded while a spoke sat on disk): the lab's
+            # data is disposable, its replication is not
+            self.say(f"replication cannot resume on {', '.join(broken)}: rebuilding every database")
+            self._rebuild_databases(databases)
+            bootstrap.bootstrap_replication(self, settings.knobs)
         health.wait_healthy(self, timeout=60 + 15 * topo.spokes, mode=settings.ipsec)
         state = {"esp_mode": esp, "ipsec_mode": settings.ipsec, "knobs": settings.knobs.__dict__,
                  "sites": topo.spokes, "started": time.time()}
@@ -142,6 +141,18 @@ class Lab(LabContext):
         inventory_file.write_inventory(p, settings.ipsec, topo)
         self.say(f"lab is up; inventory at {p.inventory}")
         return {"changed": True, **self.health()}
+
+    def _rebuild_databases(self, databases: tuple[str, ...]) -> None:
+        """Every database from an empty data directory (stopped by the lab's own pids, then started again)."""
+        for host in databases:
+            daemons.stop_mariadb(self, host)
+            (self.paths.host_dir(host) / "bootstrapped").unlink(missing_ok=True)
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(lambda host: bootstrap.prepare_datadir(self, host), databases))
+        for host in databases:
+            daemons.start_mariadb(self, host)
+        for host in databases:
+            daemons.wait_mariadb(self, host)
 
     # ------------------------------------------------------------------ status
     def tunnel_state(self, host: str) -> dict:

@@ -41,6 +41,19 @@ def _lab(host: str, *cmd: str) -> None:
     subprocess.run([DRPOC, "lab", "exec", host, "--", *cmd], capture_output=True, timeout=60)
 
 
+def test_spokes_left_on_disk_under_a_reset_source_are_rebuilt(lab):
+    """A spoke's replica kept on disk while the two-site lab went on (a failover drill re-seeds the source: RESET
+    MASTER) cannot resume from its position: `lab up --sites 3` sees it (error 1236) and rebuilds every database."""
+    assert lab.up(LabSettings(sites=3))["healthy"]
+    assert lab.up()["healthy"]                       # onprem2/onprem3 stay on disk
+    lab.sql("aws-db", "RESET MASTER; INSERT INTO testdb.ping (msg) VALUES ('after-reset');")
+    said: list[str] = []
+    from drpoc_chaos.lab.lifecycle import Lab
+    result = Lab(lab.paths, progress=said.append).up(LabSettings(sites=3))
+    assert result["healthy"], (result["problems"], said)
+    assert any("replication cannot resume" in m for m in said), said
+
+
 def test_the_fleet_lab_is_a_hub_and_three_spokes(fleet_lab):
     st = fleet_lab.status()
     assert st["sites"] == 3 and st["healthy"], st["problems"]
@@ -103,13 +116,6 @@ def test_recover_on_a_fleet_goes_through_every_pair(fleet_lab, tmp_path):
     assert one["ok"] and one["pair"] == "onprem3" and "pairs" not in one
 
 
-def test_a_one_pair_inventory_has_no_blast_radius(lab, tmp_path):
-    """The seed's two-site lab (v1 inventory): nothing else to watch, the journal has no pair and no watch."""
-    lab.up()
-    d = _drill("", tmp_path / "journal")
-    assert d["verdict"]["passed"] and d.get("pair") is None and not d.get("blast_radius")
-
-
 def test_a_failover_of_a_shared_source_is_refused_and_touches_nothing(fleet_lab, tmp_path):
     """The hub's source feeds every spoke: losing it for one pair would take every pair's source. Refused before
     anything is touched, and every later step of the drill refuses too."""
@@ -123,3 +129,10 @@ def test_a_failover_of_a_shared_source_is_refused_and_touches_nothing(fleet_lab,
     assert d["blast_radius"]["ok"] and d["blast_radius"]["leaks"] == []
     st = fleet_lab.status()
     assert st["healthy"], st["problems"]
+
+
+def test_a_one_pair_inventory_has_no_blast_radius(lab, tmp_path):
+    """The seed's two-site lab (v1 inventory): nothing else to watch, the journal has no pair and no watch."""
+    lab.up()
+    d = _drill("", tmp_path / "journal")
+    assert d["verdict"]["passed"] and d.get("pair") is None and not d.get("blast_radius")
