@@ -3,7 +3,6 @@ over /etc inside each host's own mount namespace, so the machine's own /etc is n
 from __future__ import annotations
 
 from .topology import (
-    CONNECTION,
     DATABASES,
     GATEWAYS,
     HELPER_DIR,
@@ -14,6 +13,7 @@ from .topology import (
     NOSUDO_USER,
     GatewaySpec,
     ReplicaKnobs,
+    spoke_child,
 )
 
 
@@ -59,8 +59,8 @@ def swanctl_conf(site: str, psk: str, child: str, gateway: GatewaySpec | None = 
     conns, secrets = [], []
     for i, t in enumerate(g["tunnels"]):
         start = "start" if t["auto"] == "start" else "none"
-        # the seed's connection keeps `child`; a fleet spoke's is `<connection>-net` on both of its gateways
-        name = child if t["connection"] == CONNECTION else f"{t['connection']}-net"
+        # the seed's tunnel keeps `child`; a fleet spoke's is named as the lab names it, the same on both gateways
+        name = child if t["spoke"] == 1 else spoke_child(t["spoke"], "swanctl")
         conns.append(f"""    {t['connection']} {{
         version = 2
         local_addrs = {g['wan_ip']}

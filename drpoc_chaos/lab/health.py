@@ -41,9 +41,7 @@ def tunnel_state(ctx: LabContext, host: str, mode: str | None = None, connection
         return {"state": "unknown", "error": str(exc)}
     tunnels = ctx.topo.gateways[site]["tunnels"]
     t = next((t for t in tunnels if t["connection"] == connection), tunnels[0])
-    k = next(k for k in range(1, ctx.topo.spokes + 1) if t["remote"] == f"192.168.{63 + k}.0/24"
-             or t["local"] == f"192.168.{63 + k}.0/24")
-    state = st.tunnel_state(t["connection"], [t["local"]], [t["remote"]], child_name=spoke_child(k, mode))
+    state = st.tunnel_state(t["connection"], [t["local"]], [t["remote"]], child_name=spoke_child(t["spoke"], mode))
     sas = (f"{st.up_count} up, {st.connecting_count} connecting" if mode == "ipsec"
            else f"{len(st.ike_sas)} IKE_SA(s)")
     return {"state": state, "sas": sas, "control": mode}

@@ -132,6 +132,7 @@ def _spoke_wan(k: int) -> tuple[str, str]:
 
 
 class TunnelSpec(TypedDict):
+    spoke: int  # the on-prem site k the tunnel joins to the hub (names its connection and child)
     connection: str
     peer_ip: str
     local: str
@@ -227,11 +228,11 @@ def build_topology(spokes: int = 1) -> Topology:
                   Link(f"{site}-vpn", "lan0", f"{_spoke_lan(k, 1)}/24", f"{site}-db", "eth0",
                        f"{_spoke_lan(k, 15)}/24")]
         # On-prem initiates; AWS only answers. Two initiators race and one gets NO_PROPOSAL_CHOSEN (docs/LAB.md).
-        spoke_tunnel: TunnelSpec = {"connection": spoke_connection(k), "peer_ip": AWS_WAN_IP,
+        spoke_tunnel: TunnelSpec = {"spoke": k, "connection": spoke_connection(k), "peer_ip": AWS_WAN_IP,
                                     "local": spoke_subnet(k), "remote": AWS_SUBNET, "auto": "start"}
         gateways[site] = {"host": f"{site}-vpn", "wan_ip": wan_ip, "peer_ip": AWS_WAN_IP, "local": spoke_subnet(k),
                           "remote": AWS_SUBNET, "auto": "start", "tunnels": [spoke_tunnel]}
-        hub_tunnels.append({"connection": spoke_connection(k), "peer_ip": wan_ip, "local": AWS_SUBNET,
+        hub_tunnels.append({"spoke": k, "connection": spoke_connection(k), "peer_ip": wan_ip, "local": AWS_SUBNET,
                             "remote": spoke_subnet(k), "auto": "add"})
         databases[site] = {"host": f"{site}-db", "role": "replica", "server_id": k + 1, "ip": _spoke_lan(k, 15)}
     first = hub_tunnels[0]

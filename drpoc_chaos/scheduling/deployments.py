@@ -28,14 +28,7 @@ from .verdicts import DrillResult, drill_markdown, file_url, metrics_table, slug
 def target_name(inventory: str | os.PathLike | None = None, var_file: str | os.PathLike | None = None) -> str:
     """The drill target, for the per-target concurrency limit: the inventory's `name` (the file it resolves to:
     `inventory`, else `configuration.inventory` of the var file, else DRPOC_INVENTORY, else the lab's)."""
-    path = inventory
-    if not path and var_file:
-        try:
-            data = yaml.safe_load(Path(var_file).expanduser().read_text(encoding="utf-8")) or {}
-            cfg = data.get("configuration", data) if isinstance(data, dict) else {}
-            path = cfg.get("inventory") if isinstance(cfg, dict) and isinstance(cfg.get("inventory"), str) else None
-        except (OSError, yaml.YAMLError):
-            path = None
+    path = inventory or (_var_file_inventory(var_file) if var_file else None)
     try:
         from ..inventory import load_fleet
         return load_fleet(path).name
@@ -59,9 +52,7 @@ def drill_limit_names(inventory: str | os.PathLike | None = None, var_file: str 
     (`drpoc-target-<name>`, as always). A fleet (version 2): the gateway the drill acts on — the lock and the
     fault are on the pair's fault-side gateway; the other side only sees one of its connections go down — so
     drills of pairs on different gateways run at once and two never share one (issue: a hub's spokes)."""
-    path = inventory
-    if not path and var_file:
-        path = _var_file_inventory(var_file)
+    path = inventory or (_var_file_inventory(var_file) if var_file else None)
     try:
         from ..inventory import load_fleet
         fleet = load_fleet(path)
@@ -79,6 +70,7 @@ def drill_limit_names(inventory: str | os.PathLike | None = None, var_file: str 
 
 
 def _var_file_inventory(var_file: str | os.PathLike) -> str | None:
+    """`configuration.inventory` of a chaos var file (None when it has none or cannot be read)."""
     try:
         data = yaml.safe_load(Path(var_file).expanduser().read_text(encoding="utf-8")) or {}
         cfg = data.get("configuration", data) if isinstance(data, dict) else {}

@@ -1,5 +1,5 @@
-"""The review on real journals recorded from lab drills (provenance, from this folder:
-../fixtures/journals-lab/SOURCES.md)."""
+"""The review on real journals recorded from lab drills (tests/fixtures/journals-lab/, whose provenance note says
+how each was recorded)."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,6 +1,6 @@
-"""Unit tests for drpoc_chaos.replication.status on recorded outputs (their provenance, from this folder:
-../fixtures/mariadb-10.11-lab/SOURCES.md, ../fixtures/mysql-8.0/SOURCES.md, ../fixtures/mysql-5.6/SOURCES.md,
-../fixtures/mysql-5.1/SOURCES.md)."""
+"""Unit tests for drpoc_chaos.replication.status on recorded outputs: the folders tests/fixtures/mariadb-10.11-lab/,
+tests/fixtures/mysql-8.0/, tests/fixtures/mysql-5.6/ and tests/fixtures/mysql-5.1/, each with a provenance note saying
+where its files came from."""
 from __future__ import annotations
 
 import json

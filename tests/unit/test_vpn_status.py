@@ -1,7 +1,7 @@
-"""Unit tests for drpoc_chaos.vpn.status on recorded strongSwan outputs (their provenance, from this folder:
-../fixtures/strongswan-5.9.8-lab/SOURCES.md, ../fixtures/strongswan-5.2-5.3-danos/SOURCES.md,
-../fixtures/strongswan-5.7.2-chromiumos/SOURCES.md, ../fixtures/strongswan-swanctl-public/SOURCES.md,
-../fixtures/strongswan-charon-log-public/SOURCES.md)."""
+"""Unit tests for drpoc_chaos.vpn.status on recorded strongSwan outputs: the folders
+tests/fixtures/strongswan-5.9.8-lab/, tests/fixtures/strongswan-5.2-5.3-danos/,
+tests/fixtures/strongswan-5.7.2-chromiumos/, tests/fixtures/strongswan-swanctl-public/ and
+tests/fixtures/strongswan-charon-log-public/, each with a provenance note saying where its files came from."""
 from __future__ import annotations
 
 import json
