@@ -21,7 +21,9 @@ import time
 import pymysql
 
 from drpoc_chaos.lab.lifecycle import Lab
-from drpoc_chaos.lab.topology import DATABASES, Paths
+from drpoc_chaos.lab.topology import DATABASES, MYSQL_PORT_BASE, Paths
+
+SOURCE_PORT, REPLICA_PORT = MYSQL_PORT_BASE, MYSQL_PORT_BASE + 1  # the lab's, as `drpoc lab up` publishes them
 
 
 def timed(fn) -> float:
@@ -41,7 +43,7 @@ def db(port: int):
 
 
 def io_state() -> str:
-    with db(33062) as c, c.cursor(pymysql.cursors.DictCursor) as cur:
+    with db(REPLICA_PORT) as c, c.cursor(pymysql.cursors.DictCursor) as cur:
         cur.execute("SHOW REPLICA STATUS")
         return cur.fetchone()["Slave_IO_Running"]
 
@@ -85,7 +87,7 @@ def main() -> int:
         wait(lambda: io_state() == "Yes", 30)
         on(lab, "aws-vpn", "ipsec", "down", "onprem-aws")
         res["detection (IO -> Connecting)"].append(wait(lambda: io_state() != "Yes", 60, 0.05))
-        with db(33061) as c, c.cursor() as cur:
+        with db(SOURCE_PORT) as c, c.cursor() as cur:
             cur.execute("INSERT INTO ping (msg) VALUES ('benchmark-during-outage')")
             row = cur.lastrowid
         for h, verb in (("onprem-vpn", "down"), ("onprem-vpn", "up"), ("aws-vpn", "up")):
@@ -93,7 +95,7 @@ def main() -> int:
         t_up = time.perf_counter()
 
         def visible(row: int | None = row) -> bool:  # bound now, not at call time (B023)
-            with db(33062) as c, c.cursor() as cur:
+            with db(REPLICA_PORT) as c, c.cursor() as cur:
                 cur.execute("SELECT 1 FROM ping WHERE id=%s", (row,))
                 return cur.fetchone() is not None
 

@@ -35,6 +35,10 @@ from pathlib import Path
 
 import pymysql
 
+from drpoc_chaos.lab.topology import MYSQL_PORT_BASE
+
+SOURCE_PORT, REPLICA_PORT = MYSQL_PORT_BASE, MYSQL_PORT_BASE + 1  # the lab's, as `drpoc lab up` publishes them
+
 REPO = Path(__file__).resolve().parents[1]
 DRPOC = [sys.executable, "-m", "drpoc_chaos.cli"]
 CHAOS = [str(Path(sys.executable).parent / "chaos"), "--no-version-check", "--no-log-file"]
@@ -85,7 +89,7 @@ def drill_rows(port: int) -> set[tuple[int, str]]:
 def rows_missing(timeout: float = 30) -> int:
     deadline = time.monotonic() + timeout
     while True:
-        missing = drill_rows(33061) - drill_rows(33062)
+        missing = drill_rows(SOURCE_PORT) - drill_rows(REPLICA_PORT)
         if not missing or time.monotonic() > deadline:
             return len(missing)
         time.sleep(0.5)

@@ -294,7 +294,7 @@ def make_journal(kind: str = "pass", *, started: datetime | None = None, seed: i
             "inventory": "lab", "inventory_path": "/var/lib/drpoc-lab/inventory.yaml",
             "connection": "onprem-aws", "fault_site": "aws",
             "gateways": {"aws": "aws-vpn", "onprem": "onprem-vpn"},
-            "source": "aws-db 127.0.0.1:33061", "replica": "onprem-db 127.0.0.1:33062",
+            "source": "aws-db 127.0.0.1:13306", "replica": "onprem-db 127.0.0.1:13307",
             "subnets": {"aws": "10.20.0.0/16", "onprem": "192.168.64.0/24"},
         },
         "objectives": objectives,

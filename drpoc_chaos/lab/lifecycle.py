@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from . import bootstrap, daemons, health, host_files, inventory_file, keys, namespaces, teardown
 from .context import LabContext, Progress
 from .system import LabError, pid_alive, preflight
-from .topology import LabSettings, Paths, ReplicaKnobs, build_topology
+from .topology import PORT_SETTING_PROBLEMS, LabSettings, Paths, ReplicaKnobs, build_topology
 
 # LabSettings, Paths, ReplicaKnobs and LabError are imported from here by tests and tools: keep them exported.
 __all__ = ["Lab", "LabError", "LabSettings", "Paths", "Progress", "ReplicaKnobs"]
@@ -42,8 +42,11 @@ class Lab(LabContext):
         settings.knobs.validate()
         running_sites = int(self.read_state().get("sites") or 1) if self.paths.lab_json.exists() else None
         self.use_topology(build_topology(settings.sites))
-        ours = bool(self.read_pid("publish") and pid_alive(self.read_pid("publish")))
-        problems = preflight([p for p, _, _ in self.topo.published_ports()], our_ports_in_use=ours)
+        ports = [p for p, _, _ in self.topo.published_ports()]
+        publishing = bool(self.read_pid("publish") and pid_alive(self.read_pid("publish")))
+        # a running lab's own ports are not "taken"; a lab from before lab.json recorded them published the same
+        published = self.read_state().get("published", ports) if publishing else []
+        problems = preflight(ports, our_ports=published, port_setting_problems=PORT_SETTING_PROBLEMS)
         if problems:
             raise LabError("the lab cannot start:\n" + "\n".join(f"  - {p}" for p in problems))
         if self.paths.lab_json.exists():
@@ -56,6 +59,10 @@ class Lab(LabContext):
                 return self._build_or_clean(settings)
             if running_sites != settings.sites:
                 self.say(f"lab is up with {running_sites} on-prem site(s): rebuilding it with {settings.sites}")
+                self.down(quiet=True)
+                return self._build_or_clean(settings)
+            if publishing and sorted(published) != sorted(ports):
+                self.say("lab is up on other ports: rebuilding it on " + ", ".join(map(str, sorted(ports))))
                 self.down(quiet=True)
                 return self._build_or_clean(settings)
             if now["healthy"]:
@@ -136,7 +143,8 @@ class Lab(LabContext):
             bootstrap.bootstrap_replication(self, settings.knobs)
         health.wait_healthy(self, timeout=60 + 15 * topo.spokes, mode=settings.ipsec)
         state = {"esp_mode": esp, "ipsec_mode": settings.ipsec, "knobs": settings.knobs.__dict__,
-                 "sites": topo.spokes, "started": time.time()}
+                 "sites": topo.spokes, "published": [lp for lp, _, _ in topo.published_ports()],
+                 "started": time.time()}
         p.lab_json.write_text(json.dumps(state, indent=2))
         inventory_file.write_inventory(p, settings.ipsec, topo)
         self.say(f"lab is up; inventory at {p.inventory}")

@@ -29,7 +29,7 @@ def detect_esp(mode: str) -> str:
     run(["ip", "netns", "del", probe], check=False)
     run(["ip", "netns", "add", probe])
     try:
-        r = run(["ip", "-n", probe, "xfrm", "state", "add", "src", "192.0.2.1", "dst", "192.0.2.2", "proto",
+        r = run(["ip", "-n", probe, "xfrm", "state", "add", "src", "198.18.255.1", "dst", "198.18.255.2", "proto",
                  "esp", "spi", "0x100", "mode", "tunnel", "enc", "cbc(aes)", "0x" + "00" * 16, "auth",
                  "hmac(sha256)", "0x" + "00" * 32], check=False)
         return "kernel" if r.returncode == 0 else "libipsec"

@@ -4,9 +4,10 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Collection
 from dataclasses import dataclass
 
-from ..ports import port_in_use
+from ..ports import ephemeral_ports_at_risk, port_in_use
 
 
 class LabError(RuntimeError):
@@ -73,8 +74,12 @@ class PreflightProblem:
         return f"{self.what} — {self.fix}"
 
 
-def preflight(ports: list[int], our_ports_in_use: bool = False) -> list[PreflightProblem]:
-    """Everything that must hold before the lab touches the machine. Returns problems, empty when all is well."""
+def preflight(ports: list[int], our_ports: Collection[int] = (),
+              port_setting_problems: Collection[tuple[str, str]] = ()) -> list[PreflightProblem]:
+    """Everything that must hold before the lab touches the machine. Returns problems, empty when all is well.
+
+    `ports`: the ones the lab will publish on 127.0.0.1; `our_ports`: those a running lab publishes already;
+    `port_setting_problems`: (what, fix) of port settings that could not be used."""
     problems: list[PreflightProblem] = []
     if os.geteuid() != 0:
         problems.append(PreflightProblem("not running as root",
@@ -99,14 +104,36 @@ def preflight(ports: list[int], our_ports_in_use: bool = False) -> list[Prefligh
     if not os.path.exists("/proc/self/ns/net") or not os.path.exists("/proc/self/ns/mnt"):
         problems.append(PreflightProblem("the kernel has no network/mount namespaces",
                                          "the lab needs CONFIG_NET_NS and mount namespaces"))
-    if not our_ports_in_use:
-        for port in ports:
-            if port_in_use(port):
-                problems.append(PreflightProblem(
-                    f"port 127.0.0.1:{port} is already taken",
-                    f"stop what listens there (ss -ltnp 'sport = :{port}') or move the lab's ports with "
-                    "DRPOC_LAB_SSH_PORT_BASE / DRPOC_LAB_MYSQL_PORT_BASE"))
+    for what, fix in port_setting_problems:
+        problems.append(PreflightProblem(what, fix))
+    at_risk, span = ephemeral_ports_at_risk(ports)
+    if at_risk and span:
+        # the kernel gives any outgoing connection a local port from this range: one open at the wrong moment
+        # (ours, a package manager's, a monitoring agent's) holds the port and the lab cannot publish it
+        problems.append(PreflightProblem(
+            f"the lab's ports {_spans(at_risk)} lie in this machine's ephemeral port range {span[0]}-{span[1]} "
+            "(net.ipv4.ip_local_port_range), where any outgoing connection may take one at any moment",
+            "move them below it with DRPOC_LAB_SSH_PORT_BASE / DRPOC_LAB_MYSQL_PORT_BASE (the defaults 2201 and "
+            "13306 are), or reserve them: add " + _spans(at_risk, sep=",") + " to net.ipv4.ip_local_reserved_ports"))
+    for port in ports:
+        if port not in our_ports and port_in_use(port):
+            problems.append(PreflightProblem(
+                f"port 127.0.0.1:{port} is already taken",
+                f"stop what listens there (ss -ltnp 'sport = :{port}'), close the connection that holds it "
+                f"(ss -tnp 'sport = :{port}'), or move the lab's ports with "
+                "DRPOC_LAB_SSH_PORT_BASE / DRPOC_LAB_MYSQL_PORT_BASE"))
     return problems
+
+
+def _spans(ports: list[int], sep: str = ", ") -> str:
+    """[13306, 13307, 13308, 2201] -> "2201, 13306-13308": how sysctl and people write port lists."""
+    out: list[str] = []
+    for port in sorted(set(ports)):
+        if out and out[-1].rsplit("-", 1)[-1] == str(port - 1):
+            out[-1] = out[-1].split("-")[0] + f"-{port}"
+        else:
+            out.append(str(port))
+    return sep.join(out)
 
 
 def pid_alive(pid: int | None) -> bool:

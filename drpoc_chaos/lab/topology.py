@@ -89,17 +89,39 @@ class ReplicaKnobs:
 MYSQL_DEFAULT_KNOBS = ReplicaKnobs(net_timeout=60, heartbeat_period=30, connect_retry=60)
 
 
+# (what, fix) for each port setting that could not be used; `lab up` reports them before touching anything (they are
+# read at import, where raising would turn a typo into a traceback in every command)
+PORT_SETTING_PROBLEMS: list[tuple[str, str]] = []
+# the most ports a base gives out: a fleet lab of MAX_SITES spokes (2 SSH ports and 1 MySQL port per site)
+_PORTS_PER_BASE = 2 * 16 + 2
+
+
 def _port(env: str, default: int) -> int:
-    return int(os.environ.get(env, default))
+    raw = os.environ.get(env)
+    if raw is None:
+        return default
+    value = raw.strip()
+    if value.isdigit() and 1024 <= int(value) <= 65535 - _PORTS_PER_BASE:
+        return int(value)
+    PORT_SETTING_PROBLEMS.append((
+        f"{env}={raw[:20]!r} is not a usable port base",
+        f"set it to a number from 1024 to {65535 - _PORTS_PER_BASE} (the lab counts up from it), or unset it for "
+        f"the default {default}"))
+    return default
 
 
+# Below the kernel's ephemeral range (32768-60999 by default): a published port there can be held at random by any
+# outgoing connection that was given it as its local port, and the lab could not start (CI saw it happen).
 SSH_PORT_BASE = _port("DRPOC_LAB_SSH_PORT_BASE", 2201)
-MYSQL_PORT_BASE = _port("DRPOC_LAB_MYSQL_PORT_BASE", 33061)
+MYSQL_PORT_BASE = _port("DRPOC_LAB_MYSQL_PORT_BASE", 13306)
 
 # A fleet lab (`drpoc lab up --sites N`): the AWS hub and N on-prem spokes. Spoke 1 is the seed's on-prem site
 # (its names and addresses); spoke k (k >= 2) is `onprem<k>`, LAN 192.168.(63+k).0/24, replica at .15, WAN address
-# in its own /30 of 192.0.2.0/24 (a documentation range, like the seed's two WAN networks).
+# in its own /30 of 198.18.0.0/24: RFC 2544's range for benchmark networks, never routed on the Internet. Not
+# TEST-NET-1 (192.0.2.0/24): machines that run labs and CI give it to their own interface, and a lab address equal
+# to the machine's own is harmless in its namespace but misleading to anyone reading addresses.
 MAX_SITES = 16
+SPOKE_WAN_PREFIX = "198.18.0"
 
 
 def spoke_site(k: int) -> str:
@@ -128,7 +150,7 @@ def _spoke_wan(k: int) -> tuple[str, str]:
     if k == 1:
         return ONPREM_WAN_IP, "203.0.113.254"
     base = 4 * (k - 2)
-    return f"192.0.2.{base + 1}", f"192.0.2.{base + 2}"
+    return f"{SPOKE_WAN_PREFIX}.{base + 1}", f"{SPOKE_WAN_PREFIX}.{base + 2}"
 
 
 class TunnelSpec(TypedDict):
@@ -219,7 +241,7 @@ def build_topology(spokes: int = 1) -> Topology:
         site = spoke_site(k)
         wan_ip, router_ip = _spoke_wan(k)
         prefix = 24 if k == 1 else 30
-        # ports: spoke k's gateway and database follow the seed's four (2201-2204, 33061-33062)
+        # ports: spoke k's gateway and database follow the seed's four (2201-2204, 13306-13307)
         hosts += [Host(f"{site}-vpn", "gateway", site, ssh_port=SSH_PORT_BASE + 2 * k,
                        routes=(f"default via {router_ip}", f"blackhole {AWS_SUBNET}"), forward=True),
                   Host(f"{site}-db", "database", site, ssh_port=SSH_PORT_BASE + 2 * k + 1,

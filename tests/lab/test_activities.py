@@ -26,7 +26,7 @@ from drpoc_chaos.drill.recover import recover
 from drpoc_chaos.failover import actions as failover_actions
 from drpoc_chaos.inventory import load_inventory
 from drpoc_chaos.lab import faults
-from drpoc_chaos.lab.topology import AWS_SUBNET, AWS_WAN_IP, ONPREM_SUBNET, ONPREM_WAN_IP
+from drpoc_chaos.lab.topology import AWS_SUBNET, AWS_WAN_IP, MYSQL_PORT_BASE, ONPREM_SUBNET, ONPREM_WAN_IP
 from drpoc_chaos.replication import actions as rep_actions
 from drpoc_chaos.replication import probes as rep_probes
 from drpoc_chaos.services import context as activity_mod
@@ -34,6 +34,8 @@ from drpoc_chaos.vpn import actions as vpn_actions
 from drpoc_chaos.vpn import probes as vpn_probes
 
 from .support import CFG, INVENTORY, variant, wait_no_drill
+
+SOURCE_PORT, REPLICA_PORT = MYSQL_PORT_BASE, MYSQL_PORT_BASE + 1  # the lab's, as `drpoc lab up` publishes them
 
 pytestmark = pytest.mark.lab
 
@@ -130,7 +132,7 @@ def rows_by_id(port: int, ids) -> dict[int, str]:
 def wait_rows_on_replica(ids, timeout: float = 15) -> dict[int, str]:
     deadline = time.monotonic() + timeout
     while True:
-        got = rows_by_id(33062, ids)
+        got = rows_by_id(REPLICA_PORT, ids)
         if len(got) == len(set(ids)) or time.monotonic() > deadline:
             return got
         time.sleep(0.1)
@@ -244,7 +246,7 @@ def test_replica_status_preparing_is_understood(ready):
     from drpoc_chaos.replication.status import parse_replica_status
 
     with disturbing():
-        with mysql(33062) as c, c.cursor() as cur:
+        with mysql(REPLICA_PORT) as c, c.cursor() as cur:
             for _ in range(10):
                 cur.execute("STOP SLAVE")
                 cur.execute("START SLAVE")
@@ -274,12 +276,12 @@ def test_write_ping_returns_an_id_visible_on_the_replica(ready):
     r = rep_actions.write_ping(msg=msg, configuration=CFG)
     assert r["msg"] == msg and isinstance(r["id"], int) and r["id"] > 0
     assert r["gtid"] and r["gtid"].count("-") == 2 and r["committed_at"].endswith("Z")  # MariaDB d-s-n
-    assert rows_by_id(33061, [r["id"]]) == {r["id"]: msg}
+    assert rows_by_id(SOURCE_PORT, [r["id"]]) == {r["id"]: msg}
     assert wait_rows_on_replica([r["id"]]) == {r["id"]: msg}
 
     waited = rep_actions.write_ping(msg=msg + ":w", wait_visible_seconds=10, configuration=CFG)
     assert 0 <= waited["visible_after"] < 10
-    assert rows_by_id(33062, [waited["id"]]) == {waited["id"]: msg + ":w"}  # already there when it returns
+    assert rows_by_id(REPLICA_PORT, [waited["id"]]) == {waited["id"]: msg + ":w"}  # already there when it returns
 
 
 def test_write_ping_default_msg_without_a_drill(ready):
@@ -292,11 +294,11 @@ def test_write_burst_20_rows_all_reach_the_replica(ready):
     assert r["attempted"] == 20 and r["acknowledged"] == 20 and r["errors"] == 0 and r["first_error"] is None
     assert len(r["ids"]) == 20 and len(set(r["ids"])) == 20 and r["ids"] == sorted(r["ids"])
     assert r["achieved_rate"] > 0
-    src = rows_by_id(33061, r["ids"])
+    src = rows_by_id(SOURCE_PORT, r["ids"])
     assert len(src) == 20 and all(m.startswith("drpoc:burst:") for m in src.values())
     caught = rep_actions.wait_for_catch_up(timeout=30, configuration=CFG)
     assert caught["caught_up"] is True and caught["method"] == "gtid" and caught["position"]
-    assert rows_by_id(33062, r["ids"]) == src  # immediately: wait_for_catch_up returned
+    assert rows_by_id(REPLICA_PORT, r["ids"]) == src  # immediately: wait_for_catch_up returned
 
 
 def test_write_burst_by_duration_is_bounded(ready):
@@ -309,7 +311,7 @@ def test_ping_rows_compare_matches(ready):
     r = rep_probes.ping_rows_compare(settle_seconds=5, configuration=CFG)
     assert r["match"] is True and r["source"] == r["replica"]
     assert r["source"]["rows"] > 0 and r["source"]["max_id"] > 0 and r["checks"] >= 1
-    with mysql(33062) as c, c.cursor() as cur:
+    with mysql(REPLICA_PORT) as c, c.cursor() as cur:
         cur.execute("SELECT COUNT(*) AS n, MAX(id) AS m FROM ping")
         row = cur.fetchone()
     assert (row["n"], row["m"]) == (r["replica"]["rows"], r["replica"]["max_id"])
@@ -441,7 +443,7 @@ def test_outage_replica_stuck_and_recovery_in_a_drill(ready):
 
         burst = rep_actions.write_burst(count=5, rate=20, phase="during", configuration=CFG)
         assert burst["acknowledged"] == 5  # the source takes writes while the replica cannot see it
-        assert rows_by_id(33062, burst["ids"]) == {}
+        assert rows_by_id(REPLICA_PORT, burst["ids"]) == {}
 
         rec = vpn_actions.recover_tunnel(timeout=60, configuration=CFG)
         assert rec["already_up"] is False and rec["states"] == {"aws": "up", "onprem": "up"}
@@ -469,10 +471,11 @@ def test_outage_replica_stuck_and_recovery_in_a_drill(ready):
 
         caught = rep_actions.wait_for_catch_up(timeout=30, configuration=CFG)
         assert caught["caught_up"] and d.has_event("caught_up")
-        assert rows_by_id(33062, burst["ids"] + [before["id"]]) == rows_by_id(33061, burst["ids"] + [before["id"]])
+        ids = burst["ids"] + [before["id"]]
+        assert rows_by_id(REPLICA_PORT, ids) == rows_by_id(SOURCE_PORT, ids)
         assert rep_probes.ping_rows_compare(configuration=CFG)["match"] is True
 
-        with mysql(33062) as c, c.cursor() as cur:
+        with mysql(REPLICA_PORT) as c, c.cursor() as cur:
             cur.execute("SELECT id, msg FROM ping WHERE msg LIKE %s", (f"drpoc:{d.tag}:%",))
             observed = [(r["id"], r["msg"]) for r in cur.fetchall()]
         sets = write_sets(d.writes, observed, d.tag)
@@ -608,5 +611,5 @@ def test_replica_through_direct_tcpip(ready, tmp_path):
     assert rows == [{"id": 2, "ro": 1}]  # really the replica, reached from inside onprem-db
     assert rep_probes.replication_lag(configuration=cfg)["arrived"] is True
     w = rep_actions.write_ping(msg="t-activities:via", wait_visible_seconds=10, configuration=cfg)
-    assert rows_by_id(33062, [w["id"]]) == {w["id"]: "t-activities:via"}
+    assert rows_by_id(REPLICA_PORT, [w["id"]]) == {w["id"]: "t-activities:via"}
     assert rep_probes.ping_rows_compare(configuration=cfg)["match"] is True

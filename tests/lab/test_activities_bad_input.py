@@ -21,6 +21,7 @@ from drpoc_chaos import remote
 from drpoc_chaos.drill import actions as drill_actions
 from drpoc_chaos.inventory import load_inventory
 from drpoc_chaos.lab import faults
+from drpoc_chaos.lab.topology import MYSQL_PORT_BASE
 from drpoc_chaos.replication import actions as rep_actions
 from drpoc_chaos.replication import probes as rep_probes
 from drpoc_chaos.services import context as activity_mod
@@ -29,6 +30,8 @@ from drpoc_chaos.vpn import actions as vpn_actions
 from drpoc_chaos.vpn import probes as vpn_probes
 
 from .support import CFG, INVENTORY, variant
+
+SOURCE_PORT, REPLICA_PORT = MYSQL_PORT_BASE, MYSQL_PORT_BASE + 1  # the lab's, as `drpoc lab up` publishes them
 
 pytestmark = pytest.mark.lab
 
@@ -85,7 +88,7 @@ def msgs_with_id(port: int, row_id: int) -> list[str]:
 
 def wait_replica_row(row_id: int, timeout: float = 15) -> list[str]:
     deadline = time.monotonic() + timeout
-    while not (got := msgs_with_id(33062, row_id)) and time.monotonic() < deadline:
+    while not (got := msgs_with_id(REPLICA_PORT, row_id)) and time.monotonic() < deadline:
         time.sleep(0.1)
     return got
 
@@ -320,12 +323,12 @@ def test_wrong_password_file(ready, tmp_path):
     cfg = variant(tmp_path, "wrong-pw", lambda d: d["mysql_defaults"].update(password={"file": str(wrong)}))
     with pytest.raises(ActivityFailed) as e:
         rep_probes.replica_status(configuration=cfg)
-    msg = clear(e, "MySQL replica (onprem) 127.0.0.1:33062: CONNECT failed: (1045) Access denied",
+    msg = clear(e, f"MySQL replica (onprem) 127.0.0.1:{REPLICA_PORT}: CONNECT failed: (1045) Access denied",
                 f"check the password reference (file {wrong})", "user drpoc exists")
     assert "not-the-password-Zq9" not in msg
     with pytest.raises(ActivityFailed) as e:
         rep_actions.write_ping(msg="t-bad-input:wrong-pw", configuration=cfg)
-    clear(e, "MySQL source (aws) 127.0.0.1:33061: CONNECT failed: (1045)")
+    clear(e, f"MySQL source (aws) 127.0.0.1:{SOURCE_PORT}: CONNECT failed: (1045)")
 
 
 def test_missing_password_file(tmp_path):
@@ -355,17 +358,17 @@ def test_direct_tcpip_to_a_closed_port(ready, tmp_path):
 
 
 def test_bad_table_argument_is_refused_and_drops_nothing(ready):
-    before = ping_table_alive(33061)
+    before = ping_table_alive(SOURCE_PORT)
     with pytest.raises(ActivityFailed) as e:
         rep_probes.ping_rows_compare(table="testdb.ping; DROP TABLE testdb.ping", configuration=CFG)
     clear(e, "ping_rows_compare: table", "schema.table")
-    assert ping_table_alive(33061) >= before and ping_table_alive(33062) > 0
+    assert ping_table_alive(SOURCE_PORT) >= before and ping_table_alive(REPLICA_PORT) > 0
 
 
 def test_a_table_that_does_not_exist_is_a_mysql_error(ready):
     with pytest.raises(ActivityFailed) as e:
         rep_probes.ping_rows_compare(table="testdb.no_such_table", configuration=CFG)
-    clear(e, "MySQL source (aws) 127.0.0.1:33061: SELECT failed: (1146)")
+    clear(e, f"MySQL source (aws) 127.0.0.1:{SOURCE_PORT}: SELECT failed: (1146)")
 
 
 def test_syntax_error_hint_fits_the_statement(ready):
@@ -387,15 +390,15 @@ def test_syntax_error_hint_fits_the_statement(ready):
 def test_injection_strings_are_stored_verbatim(ready, msg):
     r = rep_actions.write_ping(msg=msg, configuration=CFG)
     assert r["msg"] == msg
-    assert msgs_with_id(33061, r["id"]) == [msg]
+    assert msgs_with_id(SOURCE_PORT, r["id"]) == [msg]
     assert wait_replica_row(r["id"]) == [msg]
-    assert ping_table_alive(33061) > 0 and ping_table_alive(33062) > 0
+    assert ping_table_alive(SOURCE_PORT) > 0 and ping_table_alive(REPLICA_PORT) > 0
 
 
 def test_msg_of_exactly_50_characters_is_stored_whole(ready):
     msg = ("t-bad-input:50:" + "x" * 50)[:50]
     r = rep_actions.write_ping(msg=msg, configuration=CFG)
-    assert msgs_with_id(33061, r["id"]) == [msg]
+    assert msgs_with_id(SOURCE_PORT, r["id"]) == [msg]
 
 
 @pytest.mark.parametrize("msg, needle", [
@@ -405,14 +408,14 @@ def test_msg_of_exactly_50_characters_is_stored_whole(ready):
     (12345, "write_ping: msg must be a non-empty string"),
 ])
 def test_bad_msg_is_refused_before_writing(ready, msg, needle):
-    with mysql(33061) as c, c.cursor() as cur:
+    with mysql(SOURCE_PORT) as c, c.cursor() as cur:
         cur.execute("SELECT COALESCE(MAX(id), 0) AS m FROM ping")
         top = cur.fetchone()["m"]
     with pytest.raises(ActivityFailed) as e:
         rep_actions.write_ping(msg=msg, configuration=CFG)
     clear(e, needle)
     if isinstance(msg, str) and msg:
-        with mysql(33061) as c, c.cursor() as cur:
+        with mysql(SOURCE_PORT) as c, c.cursor() as cur:
             cur.execute("SELECT COUNT(*) AS n FROM ping WHERE id > %s AND msg LIKE %s", (top, msg[:20] + "%"))
             assert cur.fetchone()["n"] == 0
 

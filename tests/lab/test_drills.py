@@ -14,9 +14,11 @@ from pathlib import Path
 import pymysql
 import pytest
 
-from drpoc_chaos.lab.topology import Paths
+from drpoc_chaos.lab.topology import MYSQL_PORT_BASE, Paths
 
 from .support import recover_twice, renamed_inventory
+
+SOURCE_PORT, REPLICA_PORT = MYSQL_PORT_BASE, MYSQL_PORT_BASE + 1  # the lab's, as `drpoc lab up` publishes them
 
 pytestmark = pytest.mark.lab
 REPO = Path(__file__).resolve().parents[2]
@@ -73,7 +75,7 @@ def assert_no_write_lost(timeout: float = 30) -> None:
     """Everything the source committed for drills is on the replica (given time to catch up)."""
     deadline = time.monotonic() + timeout
     while True:
-        missing = drill_rows(33061) - drill_rows(33062)
+        missing = drill_rows(SOURCE_PORT) - drill_rows(REPLICA_PORT)
         if not missing or time.monotonic() > deadline:
             break
         time.sleep(0.5)

@@ -9,8 +9,10 @@ import time
 import pymysql
 import pytest
 
-from drpoc_chaos.lab.topology import Paths
+from drpoc_chaos.lab.topology import MYSQL_PORT_BASE, Paths
 from drpoc_chaos.vpn.status import parse_ipsec_statusall
+
+SOURCE_PORT, REPLICA_PORT = MYSQL_PORT_BASE, MYSQL_PORT_BASE + 1  # the lab's, as `drpoc lab up` publishes them
 
 pytestmark = pytest.mark.lab
 DRPOC = [sys.executable, "-m", "drpoc_chaos.cli"]
@@ -40,7 +42,7 @@ def db(port: int) -> pymysql.connections.Connection:
 
 
 def replica_status() -> dict:
-    with db(33062) as c, c.cursor() as cur:
+    with db(REPLICA_PORT) as c, c.cursor() as cur:
         cur.execute("SHOW REPLICA STATUS")
         return cur.fetchone()
 
@@ -111,12 +113,12 @@ def test_ssh_is_key_only(healthy_lab):
 
 
 def test_row_on_source_appears_on_replica(healthy_lab):
-    with db(33061) as src, src.cursor() as cur:
+    with db(SOURCE_PORT) as src, src.cursor() as cur:
         cur.execute("INSERT INTO ping (msg) VALUES ('replication_test_1')")
         row_id = cur.lastrowid
 
     def seen():
-        with db(33062) as rep, rep.cursor() as cur:
+        with db(REPLICA_PORT) as rep, rep.cursor() as cur:
             cur.execute("SELECT msg FROM ping WHERE id=%s", (row_id,))
             return cur.fetchone()
 
@@ -127,7 +129,7 @@ def test_no_route_from_root_namespace_and_nothing_but_loopback(healthy_lab):
     routes = subprocess.run(["ip", "route", "get", "10.20.11.123"], capture_output=True, text=True).stdout
     assert "drpoc" not in routes and "10.20.11.10" not in routes
     listening = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True).stdout
-    for port in (2201, 2202, 2203, 2204, 33061, 33062):
+    for port in (2201, 2202, 2203, 2204, SOURCE_PORT, REPLICA_PORT):
         lines = [line for line in listening.splitlines() if f":{port} " in line]
         assert lines and all("127.0.0.1:" in line for line in lines), lines
     for host in ("aws-vpn", "aws-db", "onprem-vpn", "onprem-db", "wan"):
@@ -145,7 +147,7 @@ def test_outage_silent_drop_then_seed_recovery(healthy_lab):
     on("aws-vpn", "ipsec", "down", "onprem-aws")
     try:
         t0 = time.monotonic()
-        with db(33061) as src, src.cursor() as cur:
+        with db(SOURCE_PORT) as src, src.cursor() as cur:
             cur.execute("INSERT INTO ping (msg) VALUES ('replication_test_while_vpn_down')")
             during_id = cur.lastrowid
         st = wait_for(lambda: (s := replica_status())["Slave_IO_Running"] == "Connecting" and s,
@@ -175,7 +177,7 @@ def test_outage_silent_drop_then_seed_recovery(healthy_lab):
     assert wait_for(lambda: replica_status()["Slave_IO_Running"] == "Yes", 15)
 
     def arrived():
-        with db(33062) as rep, rep.cursor() as cur:
+        with db(REPLICA_PORT) as rep, rep.cursor() as cur:
             cur.execute("SELECT msg FROM ping WHERE id=%s", (during_id,))
             return cur.fetchone()
 

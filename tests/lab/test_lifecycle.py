@@ -15,7 +15,9 @@ import time
 import pytest
 
 from drpoc_chaos.lab.lifecycle import Lab
-from drpoc_chaos.lab.topology import LAB_HOST_NAMES, Paths
+from drpoc_chaos.lab.topology import LAB_HOST_NAMES, MYSQL_PORT_BASE, SSH_PORT_BASE, Paths
+
+SOURCE_PORT, REPLICA_PORT = MYSQL_PORT_BASE, MYSQL_PORT_BASE + 1  # the lab's, as `drpoc lab up` publishes them
 
 pytestmark = [pytest.mark.lab, pytest.mark.lab_lifecycle]
 DRPOC = [sys.executable, "-m", "drpoc_chaos.cli"]
@@ -80,18 +82,42 @@ def test_up_rebuilds_databases_an_interrupted_failover_left_promoted(lab):
     assert replica.threads_running(replica.read_status(inv))
 
 
+def test_a_lab_up_on_other_ports_is_rebuilt_on_the_configured_ones(lab):
+    """A lab left up by an older default or another port base: `lab up` publishes the configured ports, and a base
+    that is not a number, or puts a port in the kernel's ephemeral range, is refused before anything is touched."""
+    moved = MYSQL_PORT_BASE + 1000
+    env = {**os.environ, "DRPOC_LAB_MYSQL_PORT_BASE": str(moved)}
+    r = subprocess.run(DRPOC + ["lab", "up"], capture_output=True, text=True, timeout=180, env=env)
+    assert r.returncode == 0, r.stderr
+    want = sorted([*range(SSH_PORT_BASE, SSH_PORT_BASE + 4), moved, moved + 1])
+    assert "lab is up on other ports: rebuilding it on " + ", ".join(map(str, want)) in r.stderr, r.stderr
+    assert f"onprem-db:3306->{moved + 1}" in r.stderr
+    for bad, says in (("abc", "DRPOC_LAB_MYSQL_PORT_BASE='abc' is not a usable port base"),
+                      ("33061", "lie in this machine's ephemeral port range")):
+        r = subprocess.run(DRPOC + ["lab", "up"], capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "DRPOC_LAB_MYSQL_PORT_BASE": bad})
+        assert r.returncode == 1 and says in r.stderr and "Traceback" not in r.stderr, r.stderr
+        assert "rebuilding" not in r.stderr and "published on" not in r.stderr
+    listening = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True).stdout
+    assert f"127.0.0.1:{moved + 1} " in listening            # the refusals touched nothing
+    r = subprocess.run(DRPOC + ["lab", "up"], capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0 and f"onprem-db:3306->{REPLICA_PORT}" in r.stderr, r.stderr
+    listening = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True).stdout
+    assert f"127.0.0.1:{REPLICA_PORT} " in listening and f"127.0.0.1:{moved + 1} " not in listening
+
+
 def test_port_taken_is_refused_before_touching_anything(lab):
     lab.down(quiet=True)
     blocker = socket.socket()
     blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    blocker.bind(("127.0.0.1", 33062))
+    blocker.bind(("127.0.0.1", REPLICA_PORT))
     blocker.listen(1)
     try:
         r = subprocess.run(DRPOC + ["lab", "up"], capture_output=True, text=True, timeout=60)
     finally:
         blocker.close()
     assert r.returncode == 1
-    assert "127.0.0.1:33062 is already taken" in r.stderr and "DRPOC_LAB_MYSQL_PORT_BASE" in r.stderr
+    assert f"127.0.0.1:{REPLICA_PORT} is already taken" in r.stderr and "DRPOC_LAB_MYSQL_PORT_BASE" in r.stderr
     assert lab_leftovers() == []
 
 

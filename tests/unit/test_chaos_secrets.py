@@ -32,10 +32,10 @@ mysql_defaults: {user: drpoc, password: {secret: %s}}
 sites:
   aws:
     gateway: {host: aws-vpn, connection: c, local_subnet: 10.20.0.0/16, remote_subnet: 192.168.64.0/24}
-    database: {role: source, host: aws-db, mysql: {address: 127.0.0.1, port: 33061}}
+    database: {role: source, host: aws-db, mysql: {address: 127.0.0.1, port: 13306}}
   onprem:
     gateway: {host: onprem-vpn, connection: c, local_subnet: 192.168.64.0/24, remote_subnet: 10.20.0.0/16}
-    database: {role: replica, host: onprem-db, mysql: {address: 127.0.0.1, port: 33062}}
+    database: {role: replica, host: onprem-db, mysql: {address: 127.0.0.1, port: 13307}}
 """
 
 

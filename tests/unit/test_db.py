@@ -16,7 +16,7 @@ PASSWORD = "pw-Zq81-never-shown"
 
 
 def endpoint(**overrides) -> MysqlEndpoint:
-    values = dict(site="aws", role="source", host="aws-db", address="127.0.0.1", port=33061, user="drpoc",
+    values = dict(site="aws", role="source", host="aws-db", address="127.0.0.1", port=13306, user="drpoc",
                   password_ref={"env": "DRPOC_TEST_MYSQL_PW"}, database="testdb", connect_timeout=2.0, via=None)
     values.update(overrides)
     return MysqlEndpoint(**values)
@@ -72,7 +72,7 @@ def mapped(code, text, verb="CONNECT", **kw) -> DbError:
 def test_access_denied_points_at_the_password_reference():
     error = mapped(1045, "Access denied for user 'drpoc'@'172.17.0.1' (using password: YES)")
     message = str(error)
-    assert message.startswith("MySQL source (aws) 127.0.0.1:33061: CONNECT failed: (1045) Access denied")
+    assert message.startswith("MySQL source (aws) 127.0.0.1:13306: CONNECT failed: (1045) Access denied")
     assert "check the password reference (environment variable DRPOC_TEST_MYSQL_PW)" in message
     assert (error.code, error.verb, error.endpoint.role) == (1045, "CONNECT", "source")
     assert PASSWORD not in message
@@ -81,7 +81,7 @@ def test_access_denied_points_at_the_password_reference():
 def test_cannot_connect_asks_whether_the_lab_is_up():
     message = str(mapped(2003, "Can't connect to MySQL server on '127.0.0.1' ([Errno 111] Connection refused)"))
     assert "(2003)" in message and "is the lab up (`drpoc lab status`)" in message
-    assert "127.0.0.1:33061 published" in message
+    assert "127.0.0.1:13306 published" in message
 
 
 def test_cannot_connect_via_ssh_says_from_where():
@@ -244,7 +244,7 @@ def test_pool_reuses_a_live_connection_and_replaces_a_dead_one(fake_connect):
     pool = DbPool()
     first = pool.get(endpoint(), FakeInventory())
     assert pool.get(endpoint(), FakeInventory()) is first
-    other = pool.get(endpoint(role="replica", site="onprem", port=33062), FakeInventory())
+    other = pool.get(endpoint(role="replica", site="onprem", port=13307), FakeInventory())
     assert other is not first and len(fake_connect) == 2
     first.alive = False
     second = pool.get(endpoint(), FakeInventory())

@@ -64,8 +64,8 @@ def test_lab_example_loads():
     assert i.gateway("aws") == inv.Gateway("aws", "aws-vpn", "onprem-aws", "10.20.0.0/16", "192.168.64.0/24")
     assert i.gateway("onprem").local_subnet == "192.168.64.0/24"
     src, rep = i.source, i.replica
-    assert (src.site, src.role, src.host, src.address, src.port) == ("aws", "source", "aws-db", "127.0.0.1", 33061)
-    assert (rep.site, rep.role, rep.port) == ("onprem", "replica", 33062)
+    assert (src.site, src.role, src.host, src.address, src.port) == ("aws", "source", "aws-db", "127.0.0.1", 13306)
+    assert (rep.site, rep.role, rep.port) == ("onprem", "replica", 13307)
     assert src.password_ref == {"file": "/var/lib/drpoc-lab/secrets/mysql_password"}
     assert (src.user, src.database, src.connect_timeout, src.via) == ("drpoc", "testdb", 5.0, None)
     assert i.drill == inv.DrillTarget("onprem-aws", "aws", "onprem")
@@ -79,8 +79,8 @@ def test_scope_is_json_safe_and_names_what_the_drill_touches():
     assert scope["connection"] == "onprem-aws"
     assert (scope["fault_site"], scope["peer_site"]) == ("aws", "onprem")
     assert scope["gateways"] == {"aws": "aws-vpn 127.0.0.1:2201", "onprem": "onprem-vpn 127.0.0.1:2203"}
-    assert scope["source"] == "aws-db 127.0.0.1:33061"
-    assert scope["replica"] == "onprem-db 127.0.0.1:33062"
+    assert scope["source"] == "aws-db 127.0.0.1:13306"
+    assert scope["replica"] == "onprem-db 127.0.0.1:13307"
     assert scope["subnets"]["aws"] == {"local": "10.20.0.0/16", "remote": "192.168.64.0/24"}
     assert "password" not in json.dumps(scope) and "mysql_password" not in json.dumps(scope)
 

@@ -29,14 +29,14 @@ def fleet_data(spokes=SPOKES) -> dict:
     """An AWS hub and one on-prem site per spoke, one pair per spoke (the hub's database is every pair's source)."""
     hosts = {"aws-vpn": {"address": "127.0.0.1", "port": 2201}, "aws-db": {"address": "127.0.0.1", "port": 2202}}
     sites: dict = {"aws": {"gateway": {"host": "aws-vpn", "control": "swanctl"},
-                           "database": {"host": "aws-db", "mysql": {"address": "127.0.0.1", "port": 33061}},
+                           "database": {"host": "aws-db", "mysql": {"address": "127.0.0.1", "port": 13306}},
                            "work_pool": "drpoc-aws"}}
     pairs: dict = {}
     for n, spoke in enumerate(spokes, 1):
         hosts[f"{spoke}-vpn"] = {"address": "127.0.0.1", "port": 2210 + 2 * n}
         hosts[f"{spoke}-db"] = {"address": "127.0.0.1", "port": 2211 + 2 * n}
         sites[spoke] = {"gateway": {"host": f"{spoke}-vpn"},
-                        "database": {"host": f"{spoke}-db", "mysql": {"address": "127.0.0.1", "port": 33061 + n}}}
+                        "database": {"host": f"{spoke}-db", "mysql": {"address": "127.0.0.1", "port": 13306 + n}}}
         net = f"192.168.{63 + n}.0/24"
         pairs[spoke] = {"source": "aws", "replica": spoke,
                         "tunnel": {"aws": side(f"{spoke}-aws", "10.20.0.0/16", net),
@@ -134,9 +134,9 @@ def test_hub_and_three_spokes_load_as_pair_views(tmp_path):
         assert hub == inv.Gateway("aws", "aws-vpn", f"{spoke}-aws", "10.20.0.0/16", net, control="swanctl")
         assert far == inv.Gateway(spoke, f"{spoke}-vpn", f"{spoke}-aws", net, "10.20.0.0/16")
         assert (view.source.site, view.source.role, view.source.host, view.source.port) == \
-            ("aws", "source", "aws-db", 33061)
+            ("aws", "source", "aws-db", 13306)
         assert (view.replica.site, view.replica.role, view.replica.host, view.replica.port) == \
-            (spoke, "replica", f"{spoke}-db", 33061 + n)
+            (spoke, "replica", f"{spoke}-db", 13306 + n)
         assert view.replica.password_ref == {"env": "DRPOC_TEST_MYSQL_PASSWORD"}
         # no drill block: as in version 1, the fault is at the source's site, on its side's connection
         assert view.drill == inv.DrillTarget(f"{spoke}-aws", "aws", spoke)
@@ -328,7 +328,7 @@ def bad_pair_name(name):
 
 
 def same_database(d):
-    d["sites"]["dc3"]["database"]["mysql"]["port"] = 33061  # the hub's server
+    d["sites"]["dc3"]["database"]["mysql"]["port"] = 13306  # the hub's server
 
 
 @pytest.mark.parametrize("mutate, key, words, at", [

@@ -257,9 +257,9 @@ def test_published_ports_are_distinct():
 
 def test_published_ports_match_the_lab_inventory_defaults():
     ports = {(h, inner): p for p, h, inner in published_ports()}
-    if topology.SSH_PORT_BASE == 2201 and topology.MYSQL_PORT_BASE == 33061:
-        assert ports == {("aws-vpn", 22): 2201, ("aws-db", 22): 2202, ("aws-db", 3306): 33061,
-                         ("onprem-vpn", 22): 2203, ("onprem-db", 22): 2204, ("onprem-db", 3306): 33062}
+    if topology.SSH_PORT_BASE == 2201 and topology.MYSQL_PORT_BASE == 13306:
+        assert ports == {("aws-vpn", 22): 2201, ("aws-db", 22): 2202, ("aws-db", 3306): 13306,
+                         ("onprem-vpn", 22): 2203, ("onprem-db", 22): 2204, ("onprem-db", 3306): 13307}
 
 
 def test_gateways_and_links_are_consistent():
