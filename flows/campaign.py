@@ -132,7 +132,11 @@ def dr_campaign(scenario: str = sch.DEFAULT_EXPERIMENT,
             if nxt is None:
                 break
             if health_check:
-                sick = sc.fleet_health(fleet, [p for p in pairs if p not in running])
+                elsewhere: dict[str, str] = {}
+                sick = sc.fleet_health(fleet, [p for p in pairs if p not in running], under_drill=elsewhere)
+                for p, run in elsewhere.items():
+                    logger.warning("pair %s is under a drill started outside this campaign (run %s): not counted "
+                                   "as a health failure", p, run)
                 if sick:
                     halt = "fleet health probe failed before starting " + nxt + ": " + "; ".join(
                         f"{p}: {', '.join(v)}" for p, v in sick.items())[:800]

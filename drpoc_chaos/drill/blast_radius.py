@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any, Mapping
 
 from .. import db, remote
@@ -148,18 +149,26 @@ class BlastRadius:
 
     def _other_drill_of(self, pair: str) -> str | None:
         """The run id of another drill holding the lock of `pair`'s fault gateway for that pair, if any."""
-        o = next(o for o in self.others if o.pair == pair)
-        try:
-            holder = safety.lock_holder(helper(o, o.drill.fault_site), pool=self._ssh)
-        except Exception:  # noqa: BLE001 — unknown: judge the pair
-            return None
-        if not holder or holder.get("run_id") == self.run_id:
-            return None
-        label = str(holder.get("scenario") or "")
-        if label.endswith(LOCK_PAIR_SEPARATOR + pair):
-            return str(holder.get("run_id") or "?")
-        return None
+        return drill_of_pair(next(o for o in self.others if o.pair == pair), self._ssh, not_run_id=self.run_id)
 
+
+def drill_of_pair(o: Inventory, ssh_pool, not_run_id: str | None = None) -> str | None:
+    """The run id of a drill of pair `o` (other than `not_run_id`): the drill lock on the pair's fault gateway,
+    held under the label `<scenario>@<pair>` and not past its lease. None when there is none or it cannot be read
+    (then the pair is judged: what cannot be seen is not excused); a lease that ran out is a drill that died or
+    overran, which excuses nothing either."""
+    try:
+        holder = safety.lock_holder(helper(o, o.drill.fault_site), pool=ssh_pool)
+    except Exception:  # noqa: BLE001 — unknown: judge the pair
+        return None
+    if not holder or (not_run_id and holder.get("run_id") == not_run_id):
+        return None
+    expires = holder.get("expires")
+    if isinstance(expires, (int, float)) and expires < time.time():  # the gateway's clock against ours: a lease
+        return None                                                # is minutes long, skew is seconds
+    if str(holder.get("scenario") or "").endswith(LOCK_PAIR_SEPARATOR + str(o.pair)):
+        return str(holder.get("run_id") or "?")
+    return None
 
 
 def pair_health(o: Inventory, statuses: dict[str, Any], ssh_pool, db_pool, secrets: Mapping | None,

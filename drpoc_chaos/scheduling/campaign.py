@@ -107,13 +107,18 @@ def read_pair_outcome(flow_run_id: Any, api_url: str | None = None) -> list[dict
     return []
 
 
-def fleet_health(fleet, pairs: Sequence[str], secrets: Mapping | None = None,
-                 max_lag_seconds: float = 10.0) -> dict[str, list[str]]:
+def fleet_health(fleet, pairs: Sequence[str], secrets: Mapping | None = None, max_lag_seconds: float = 10.0,
+                 under_drill: dict[str, str] | None = None) -> dict[str, list[str]]:
     """{pair: problems} for the fleet-wide health probe (tunnel up on both gateways, replica running and in step),
     read as the blast-radius watch reads it; a pair that cannot be read is a problem too (a campaign halts on
-    what it cannot see)."""
+    what it cannot see).
+
+    A pair found unhealthy while a drill of that very pair holds its gateway's drill lock (one started outside this
+    campaign: a scheduled drill, someone's `chaos run`) is under that drill, not sick: it goes into `under_drill`
+    ({pair: run id}) and does not halt the campaign. Its drill judges it, and the lock keeps the campaign's own
+    drill of it from starting."""
     from .. import db, remote
-    from ..drill.blast_radius import pair_health
+    from ..drill.blast_radius import drill_of_pair, pair_health
 
     ssh = remote.SshPool()
     pool = db.DbPool(ssh_pool=ssh)
@@ -121,9 +126,16 @@ def fleet_health(fleet, pairs: Sequence[str], secrets: Mapping | None = None,
     out: dict[str, list[str]] = {}
     try:
         for pair in pairs:
-            bad, failed = pair_health(fleet.pairs[pair], statuses, ssh, pool, secrets, max_lag_seconds)
-            if bad or failed:
-                out[pair] = bad + failed
+            o = fleet.pairs[pair]
+            bad, failed = pair_health(o, statuses, ssh, pool, secrets, max_lag_seconds)
+            if not (bad or failed):
+                continue
+            holder = drill_of_pair(o, ssh)
+            if holder:
+                if under_drill is not None:
+                    under_drill[pair] = holder
+                continue
+            out[pair] = bad + failed
     finally:
         pool.close_all()
         ssh.close_all()

@@ -103,6 +103,37 @@ def test_a_drill_that_hits_another_pair_fails_naming_it(fleet_lab, tmp_path):
     assert not judge(facts_from_journal({"drpoc": d, "status": "failed"})).passed
 
 
+def test_the_campaign_health_probe_excuses_a_pair_only_under_its_own_drill(fleet_lab):
+    """A campaign halts when a pair not under its drills is unhealthy, unless a drill of that very pair, started
+    outside the campaign, holds the pair's gateway lock: that outage is the other drill's, and its verdict's."""
+    from drpoc_chaos.drill import safety
+    from drpoc_chaos.inventory import load_fleet
+    from drpoc_chaos.scheduling.campaign import fleet_health
+    from drpoc_chaos.services import context
+    from drpoc_chaos.services.gateway import helper
+    fleet = load_fleet(fleet_lab.paths.inventory)
+    gw = helper(fleet.pairs["onprem2"], "onprem2")
+    _lab("onprem2-vpn", "ipsec", "down", "onprem2-aws")
+    try:
+        sick = fleet_health(fleet, ["onprem2", "onprem3"])
+        assert list(sick) == ["onprem2"] and any("tunnel" in p for p in sick["onprem2"]), sick
+        assert safety.acquire_lock(gw, "outside-run", 600, "vpn_outage@onprem3")["state"] == "acquired"
+        assert list(fleet_health(fleet, ["onprem2", "onprem3"])) == ["onprem2"]  # another pair's label: no excuse
+        assert safety.release_lock(gw, "outside-run")
+        assert safety.acquire_lock(gw, "outside-run", 600, "vpn_outage@onprem2")["state"] == "acquired"
+        seen: dict[str, str] = {}
+        assert fleet_health(fleet, ["onprem2", "onprem3"], under_drill=seen) == {}
+        assert seen == {"onprem2": "outside-run"}
+    finally:
+        safety.release_lock(gw, "outside-run")
+        context.close_all()
+        _lab("onprem2-vpn", "ipsec", "up", "onprem2-aws")
+        deadline = time.monotonic() + 60
+        while not fleet_lab.health()["healthy"] and time.monotonic() < deadline:
+            time.sleep(1)
+    assert fleet_health(fleet, ["onprem", "onprem2", "onprem3"]) == {}
+
+
 def test_recover_on_a_fleet_goes_through_every_pair(fleet_lab, tmp_path):
     p = subprocess.run([DRPOC, "recover", "--json", "--archive-dir", str(tmp_path / "journal")],
                        capture_output=True, text=True, timeout=300)
