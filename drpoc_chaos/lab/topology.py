@@ -92,8 +92,9 @@ MYSQL_DEFAULT_KNOBS = ReplicaKnobs(net_timeout=60, heartbeat_period=30, connect_
 # (what, fix) for each port setting that could not be used; `lab up` reports them before touching anything (they are
 # read at import, where raising would turn a typo into a traceback in every command)
 PORT_SETTING_PROBLEMS: list[tuple[str, str]] = []
-# the most ports a base gives out: a fleet lab of MAX_SITES spokes (2 SSH ports and 1 MySQL port per site)
-_PORTS_PER_BASE = 2 * 16 + 2
+MAX_SITES = 16  # spokes of the largest fleet lab (`drpoc lab up --sites N`)
+# the most ports counted up from a base: 2 SSH ports (gateway, database) for the hub and for each of MAX_SITES spokes
+_PORTS_PER_BASE = 2 * (MAX_SITES + 1)
 
 
 def _port(env: str, default: int) -> int:
@@ -120,7 +121,6 @@ MYSQL_PORT_BASE = _port("DRPOC_LAB_MYSQL_PORT_BASE", 13306)
 # in its own /30 of 198.18.0.0/24: RFC 2544's range for benchmark networks, never routed on the Internet. Not
 # TEST-NET-1 (192.0.2.0/24): machines that run labs and CI give it to their own interface, and a lab address equal
 # to the machine's own is harmless in its namespace but misleading to anyone reading addresses.
-MAX_SITES = 16
 SPOKE_WAN_PREFIX = "198.18.0"
 
 
